@@ -1,0 +1,372 @@
+// Package config loads OCT's one YAML configuration file. Loading is strict:
+// an unknown or misspelled key is an error naming the key and its line (with
+// a suggestion), so a typo never silently falls back to a default. Every key
+// is documented in docs/configuration.md with its default; a test checks the
+// document, deploy/oct.example.yaml and this struct agree.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Zero values mean "default"; Defaults
+// fills them.
+type Config struct {
+	DataDir string  `yaml:"data_dir"`
+	NodeID  string  `yaml:"node_id"`
+	HTTP    HTTP    `yaml:"http"`
+	Limits  Limits  `yaml:"limits"`
+	Store   Store   `yaml:"store"`
+	Workers Workers `yaml:"workers"`
+	Privacy Privacy `yaml:"privacy"`
+	Log     Log     `yaml:"log"`
+}
+
+// HTTP is the API and console listener.
+type HTTP struct {
+	Listen            string        `yaml:"listen"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    Size          `yaml:"max_header_bytes"`
+	LongPollMax       time.Duration `yaml:"long_poll_max"`
+	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
+}
+
+// Limits apply to every intake channel, per tenant.
+type Limits struct {
+	MaxFileBytes      Size    `yaml:"max_file_bytes"`
+	MaxRecords        int64   `yaml:"max_records"`
+	MaxErrors         int     `yaml:"max_errors"`
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
+	MaxConcurrent     int     `yaml:"max_concurrent_intakes"`
+}
+
+// Store selects and tunes the journal.
+type Store struct {
+	Kind   string `yaml:"kind"` // sqlite
+	SQLite SQLite `yaml:"sqlite"`
+}
+
+// SQLite is the embedded store.
+type SQLite struct {
+	Path        string `yaml:"path"`
+	GroupCommit *bool  `yaml:"group_commit"`
+}
+
+// Workers run the jobs of the pipeline.
+type Workers struct {
+	Concurrency int           `yaml:"concurrency"`
+	LeaseTTL    time.Duration `yaml:"lease_ttl"`
+	PollEvery   time.Duration `yaml:"poll_every"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+// Privacy holds the key used to hash NIRs before they are stored.
+type Privacy struct {
+	NIRKeyFile string `yaml:"nir_key_file"`
+}
+
+// Log tunes logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// Size is a byte count written as an integer or with a unit (KiB, MiB, GiB,
+// KB, MB, GB).
+type Size int64
+
+// UnmarshalYAML reads 1048576, "1MiB" or "64 MiB".
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// ParseSize parses a byte count with an optional unit.
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			mult, t = u.mult, strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("size %q: want a byte count such as 1048576 or 64MiB", s)
+	}
+	return Size(v * mult), nil
+}
+
+// Defaults returns the configuration `oct serve` runs with when no file is
+// given.
+func Defaults() Config {
+	var c Config
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defi := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.DataDir, "./oct-data")
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = h
+		def(&c.NodeID, "oct")
+	}
+	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	defd(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	defd(&c.HTTP.ReadTimeout, 2*time.Minute)
+	defd(&c.HTTP.WriteTimeout, 2*time.Minute)
+	defd(&c.HTTP.IdleTimeout, 2*time.Minute)
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = 64 << 10
+	}
+	defd(&c.HTTP.LongPollMax, 30*time.Second)
+	defd(&c.HTTP.ShutdownGrace, 15*time.Second)
+	if c.Limits.MaxFileBytes == 0 {
+		c.Limits.MaxFileBytes = 64 << 20
+	}
+	if c.Limits.MaxRecords == 0 {
+		c.Limits.MaxRecords = 1_000_000
+	}
+	defi(&c.Limits.MaxErrors, 1000)
+	if c.Limits.RequestsPerSecond == 0 {
+		c.Limits.RequestsPerSecond = 200
+	}
+	defi(&c.Limits.Burst, 400)
+	defi(&c.Limits.MaxConcurrent, 256)
+	def(&c.Store.Kind, "sqlite")
+	if c.Store.SQLite.GroupCommit == nil {
+		t := true
+		c.Store.SQLite.GroupCommit = &t
+	}
+	defi(&c.Workers.Concurrency, 4)
+	defd(&c.Workers.LeaseTTL, 30*time.Second)
+	defd(&c.Workers.PollEvery, 200*time.Millisecond)
+	defi(&c.Workers.MaxAttempts, 10)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+}
+
+// Path resolves a path relative to the data directory ("" gives def under
+// the data directory).
+func (c *Config) Path(p, def string) string {
+	if p == "" {
+		p = def
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Store.Kind != "sqlite" {
+		errs = append(errs, fmt.Errorf("store.kind: %q is not one of: sqlite", c.Store.Kind))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of: debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of: text, json", c.Log.Format))
+	}
+	if c.Limits.MaxFileBytes < 1024 {
+		errs = append(errs, fmt.Errorf("limits.max_file_bytes: %d is below 1KiB", c.Limits.MaxFileBytes))
+	}
+	if c.Workers.Concurrency < 1 || c.Workers.Concurrency > 1024 {
+		errs = append(errs, fmt.Errorf("workers.concurrency: %d is not within 1..1024", c.Workers.Concurrency))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrUnknownKey is the code of an UnknownKeyError.
+var ErrUnknownKey = errors.New("unknown-key")
+
+// UnknownKeyError names a key the configuration does not have.
+type UnknownKeyError struct {
+	File, Key, Section, Suggest string
+	Line                        int
+}
+
+func (e *UnknownKeyError) Error() string {
+	where := "at top level"
+	if e.Section != "" {
+		where = "in " + e.Section
+	}
+	msg := fmt.Sprintf("%s:%d: unknown key %q %s", e.File, e.Line, e.Key, where)
+	if e.Suggest != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", e.Suggest)
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnknownKey) work.
+func (e *UnknownKeyError) Is(t error) bool { return t == ErrUnknownKey }
+
+// Load reads a file ("" means defaults only).
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Defaults(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes YAML strictly, fills defaults and validates.
+func Parse(name string, data []byte) (Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(data)) == 0 {
+		c.fill()
+		return c, c.Validate()
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := checkKeys(name, &root, reflect.TypeOf(c), ""); err != nil {
+		return Config{}, err
+	}
+	if err := root.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	c.fill()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// checkKeys walks the YAML tree beside the Go type and reports the first
+// key the type does not have.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, section string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkKeys(file, c, t, section); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice {
+			for _, c := range n.Content {
+				if err := checkKeys(file, c, t.Elem(), section); err != nil {
+					return err
+				}
+			}
+		}
+	case yaml.MappingNode:
+		switch t.Kind() {
+		case reflect.Map:
+			for i := 1; i < len(n.Content); i += 2 {
+				if err := checkKeys(file, n.Content[i], t.Elem(), section+"."+n.Content[i-1].Value); err != nil {
+					return err
+				}
+			}
+		case reflect.Struct:
+			fields := map[string]reflect.Type{}
+			var names []string
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+				if tag == "" || tag == "-" {
+					continue
+				}
+				fields[tag] = f.Type
+				names = append(names, tag)
+			}
+			sort.Strings(names)
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				ft, ok := fields[k.Value]
+				if !ok {
+					return &UnknownKeyError{File: file, Line: k.Line, Key: k.Value, Section: strings.TrimPrefix(section, "."), Suggest: closest(k.Value, names)}
+				}
+				if err := checkKeys(file, n.Content[i+1], ft, section+"."+k.Value); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// closest returns the candidate within edit distance 2 of s, if any.
+func closest(s string, cands []string) string {
+	best, bestD := "", 3
+	for _, c := range cands {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
