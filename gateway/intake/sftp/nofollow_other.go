@@ -1,0 +1,5 @@
+//go:build !unix
+
+package sftp
+
+const noFollow = 0

@@ -1,0 +1,272 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/pkg/sftp"
+
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/mailbox"
+)
+
+// Refusal codes written to errors/<name>.error.json and shown to clients.
+const (
+	CodeTooLarge    = "too-large"
+	CodeEmpty       = "empty"
+	CodeQuota       = "quota"
+	CodeUnknown     = "unknown-tenant"
+	CodeRateLimited = "rate-limited"
+	CodeUnavailable = "unavailable"
+)
+
+// upload is one file being written into the inbox. pkg/sftp calls Close on
+// a clean SSH_FXP_CLOSE, and also when the session ends with the handle
+// still open; in the second case it first calls TransferError, which is how
+// a lost connection is told from a finished upload.
+type upload struct {
+	s    *Server
+	h    *handlers
+	name string
+	f    *os.File
+	max  int64  // bytes allowed in this file
+	over string // refusal code when max is exceeded (too-large or quota)
+
+	mu      sync.Mutex
+	closed  bool
+	lost    error    // set by TransferError: the session died mid-upload
+	refused *refusal // a limit was crossed: never taken in
+	werr    error    // a write failed on our side
+}
+
+func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) (io.WriterAt, error) {
+	t := h.tenant
+	lim := s.cfg.Limits(t).withDefaults()
+	s.mu.Lock()
+	if s.writing[t][name] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: an upload of %s is in progress", sftp.ErrSSHFxFailure, name)
+	}
+	if w := s.rates[t]; w != nil && w.full(s.cfg.Now(), lim.FilesPerMinute) {
+		s.mu.Unlock()
+		s.log.Warn("sftp upload refused: rate limit", "tenant", t, "remote", h.remote, "per_minute", lim.FilesPerMinute)
+		return nil, &refusal{code: CodeRateLimited, msg: fmt.Sprintf("more than %d files per minute, try again later", lim.FilesPerMinute)}
+	}
+	if s.writing[t] == nil {
+		s.writing[t] = make(map[string]bool)
+	}
+	s.writing[t][name] = true
+	s.mu.Unlock()
+
+	release := func() { s.releaseName(t, name) }
+	usage, err := mailbox.Usage(s.ctx, h.root)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("%w: cannot check the quota", sftp.ErrSSHFxFailure)
+	}
+	room := lim.DiskQuota - usage
+	if room <= 0 {
+		release()
+		s.log.Warn("sftp upload refused: quota", "tenant", t, "remote", h.remote, "quota", lim.DiskQuota)
+		return nil, &refusal{code: CodeQuota, msg: "disk quota reached: fetch and remove files from outbox/, returns/, errors/, referentials/"}
+	}
+	rel := mailbox.Inbox + "/" + name
+	if !flags.Trunc {
+		if info, err := h.root.Lstat(rel); err == nil && info.Size() > 0 {
+			release()
+			return nil, fmt.Errorf("%w: resuming an upload is not supported, upload the whole file", sftp.ErrSSHFxOpUnsupported)
+		}
+	}
+	f, err := h.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|noFollow, 0o600)
+	if err != nil {
+		release()
+		return nil, mapErr(err)
+	}
+	u := &upload{s: s, h: h, name: name, f: f, max: lim.MaxFileSize, over: CodeTooLarge}
+	if room < u.max {
+		u.max, u.over = room, CodeQuota
+	}
+	return u, nil
+}
+
+func (s *Server) releaseName(tenant, name string) {
+	s.mu.Lock()
+	delete(s.writing[tenant], name)
+	if len(s.writing[tenant]) == 0 {
+		delete(s.writing, tenant)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) isWriting(tenant, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writing[tenant][name]
+}
+
+// countFile records one file toward the tenant's files-per-minute limit.
+func (s *Server) countFile(tenant string) {
+	lim := s.cfg.Limits(tenant).withDefaults()
+	s.mu.Lock()
+	w := s.rates[tenant]
+	if w == nil {
+		w = &window{}
+		s.rates[tenant] = w
+	}
+	w.add(s.cfg.Now(), lim.FilesPerMinute)
+	s.mu.Unlock()
+}
+
+// WriteAt implements io.WriterAt.
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.closed:
+		return 0, os.ErrClosed
+	case u.refused != nil:
+		return 0, u.refused
+	case u.werr != nil:
+		return 0, u.werr
+	case off < 0 || off+int64(len(p)) > u.max:
+		if u.over == CodeQuota {
+			u.refused = &refusal{code: CodeQuota, msg: "disk quota reached during the upload"}
+		} else {
+			u.refused = &refusal{code: CodeTooLarge, msg: fmt.Sprintf("file larger than %d bytes", u.max)}
+		}
+		return 0, u.refused
+	}
+	n, err := u.f.WriteAt(p, off)
+	if err != nil {
+		u.werr = fmt.Errorf("%w: write failed", sftp.ErrSSHFxFailure)
+		u.s.log.Error("sftp upload write failed", "tenant", u.h.tenant, "err", err)
+		return n, u.werr
+	}
+	return n, nil
+}
+
+// TransferError implements sftp.TransferError: the session ended while the
+// file was open.
+func (u *upload) TransferError(err error) {
+	u.mu.Lock()
+	if err == nil {
+		err = errors.New("session ended")
+	}
+	u.lost = err
+	u.mu.Unlock()
+}
+
+// Close implements io.Closer. A clean close takes the file in; the error
+// returned goes back to the client as the status of its close request.
+func (u *upload) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closed = true
+	lost, refused, werr := u.lost, u.refused, u.werr
+	u.mu.Unlock()
+
+	s, h := u.s, u.h
+	defer s.releaseName(h.tenant, u.name)
+	rel := mailbox.Inbox + "/" + u.name
+	ferr := u.f.Close()
+	switch {
+	case lost != nil:
+		_ = h.root.Remove(rel)
+		s.log.Warn("sftp upload cut: partial file discarded", "tenant", h.tenant, "remote", h.remote, "err", lost)
+		return nil
+	case refused != nil:
+		_ = h.root.Remove(rel)
+		s.countFile(h.tenant)
+		s.log.Warn("sftp upload refused", "tenant", h.tenant, "remote", h.remote, "code", refused.code)
+		if err := s.cfg.Folders.WriteRefusal(context.WithoutCancel(s.ctx), h.root, u.name, refused.code, refused.msg, nil); err != nil {
+			s.log.Error("sftp: cannot write refusal", "tenant", h.tenant, "err", err)
+		}
+		return refused
+	case werr != nil || ferr != nil:
+		_ = h.root.Remove(rel)
+		return fmt.Errorf("%w: upload failed on the server, not taken in", sftp.ErrSSHFxFailure)
+	case isTempName(u.name):
+		return nil
+	}
+	return s.takeIn(h, u.name)
+}
+
+// takeIn passes inbox/<name> to the gateway. On success the acknowledgement
+// is written to outbox/ (after Intake returned, so the file is durable) and
+// the file leaves the inbox. A refusal moves it to errors/ with the reason;
+// a temporary failure removes it and tells the client to upload again.
+func (s *Server) takeIn(h *handlers, name string) error {
+	rel := mailbox.Inbox + "/" + name
+	defer func() {
+		_ = h.root.Remove(rel)
+		_ = mailbox.SyncDir(h.root, mailbox.Inbox)
+	}()
+	f, err := h.root.OpenFile(rel, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer f.Close()
+	s.countFile(h.tenant)
+	src := gateway.Source{Channel: "sftp", Name: name, Remote: h.remote}
+	ack, err := s.cfg.Intaker.Intake(s.ctx, h.tenant, src, f)
+	local := context.WithoutCancel(s.ctx) // local writes finish even during shutdown
+	if err != nil {
+		code, permanent := classify(err)
+		if !permanent {
+			s.log.Warn("sftp file not taken in", "tenant", h.tenant, "remote", h.remote, "code", code, "err", err)
+			return fmt.Errorf("%w: not taken in (%s), upload it again later", sftp.ErrSSHFxFailure, code)
+		}
+		s.log.Warn("sftp file refused", "tenant", h.tenant, "remote", h.remote, "code", code)
+		ref := &refusal{code: code, msg: refusalMessage(code)}
+		var data io.Reader
+		if _, serr := f.Seek(0, io.SeekStart); serr == nil {
+			data = f
+		}
+		if werr := s.cfg.Folders.WriteRefusal(local, h.root, name, ref.code, ref.msg, data); werr != nil {
+			s.log.Error("sftp: cannot write refusal", "tenant", h.tenant, "err", werr)
+		}
+		return ref
+	}
+	if _, err := mailbox.WriteAck(local, h.root, name, ack); err != nil {
+		// The file is durable in the gateway; its acknowledgement is also
+		// available from the API.
+		s.log.Error("sftp: cannot write acknowledgement", "tenant", h.tenant, "id", ack.ID, "err", err)
+	}
+	s.log.Info("sftp file taken in", "tenant", h.tenant, "remote", h.remote, "id", ack.ID, "status", ack.Status, "size", ack.Size, "duplicate", ack.Duplicate)
+	return nil
+}
+
+// classify maps an Intake error to a refusal code; permanent refusals go
+// to errors/, the others ask the client to retry.
+func classify(err error) (code string, permanent bool) {
+	switch {
+	case errors.Is(err, gateway.ErrTooLarge):
+		return CodeTooLarge, true
+	case errors.Is(err, gateway.ErrEmpty):
+		return CodeEmpty, true
+	case errors.Is(err, gateway.ErrUnknownTenant):
+		return CodeUnknown, true
+	case errors.Is(err, gateway.ErrRateLimited):
+		return CodeRateLimited, false
+	}
+	return CodeUnavailable, false
+}
+
+func refusalMessage(code string) string {
+	switch code {
+	case CodeTooLarge:
+		return "file above the size limit"
+	case CodeEmpty:
+		return "empty file"
+	case CodeUnknown:
+		return "tenant unknown or disabled"
+	}
+	return code
+}
