@@ -1,0 +1,188 @@
+// Package blobdir keeps blobs in a local directory, content-addressed by
+// sha256: the blob with sum "abcd…" lives at ab/cd/abcd…. A Put streams the
+// bytes to a temporary file in the target directory while hashing them,
+// fsyncs the file, renames it into place and fsyncs the directory, so a
+// blob is durable when Put returns; bytes are stored exactly as read.
+package blobdir
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/octgw/oct/gateway/store"
+)
+
+// Dir is a blob directory. It implements store.Blobs and is safe for
+// concurrent use (two Puts of the same bytes both succeed; the blob is
+// written once).
+type Dir struct {
+	root string
+}
+
+var _ store.Blobs = (*Dir)(nil)
+
+// Open uses root as a blob directory, creating it if needed.
+func Open(root string) (*Dir, error) {
+	if root == "" {
+		return nil, errors.New("blobdir: empty root")
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("blobdir: %w", err)
+	}
+	return &Dir{root: root}, nil
+}
+
+// Root is the directory the blobs live in.
+func (d *Dir) Root() string { return d.root }
+
+// validSum reports whether s is a lowercase hex sha256.
+func validSum(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Path is where the blob with this sum lives (whether or not it exists).
+func (d *Dir) Path(sum string) (string, error) {
+	if !validSum(sum) {
+		return "", fmt.Errorf("blobdir: invalid sum %q: %w", sum, store.ErrNotFound)
+	}
+	return filepath.Join(d.root, sum[0:2], sum[2:4], sum), nil
+}
+
+// ctxReader stops reading when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Put implements store.Blobs. maxBytes <= 0 means no limit. An existing blob
+// is not rewritten.
+func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string, size int64, err error) {
+	tmpDir := filepath.Join(d.root, "tmp")
+	tmp, err := os.CreateTemp(tmpDir, "put-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("blobdir: %w", err)
+	}
+	defer func() {
+		if tmp != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	src := io.Reader(ctxReader{ctx, r})
+	if maxBytes > 0 {
+		src = io.LimitReader(src, maxBytes+1)
+	}
+	size, err = io.Copy(io.MultiWriter(tmp, h), src)
+	if err != nil {
+		return "", 0, fmt.Errorf("blobdir: put: %w", err)
+	}
+	if maxBytes > 0 && size > maxBytes {
+		return "", 0, fmt.Errorf("blobdir: more than %d bytes: %w", maxBytes, store.ErrTooLarge)
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	final, _ := d.Path(sum)
+	if _, err := os.Stat(final); err == nil {
+		// Already there: never rewritten. Its directory entry may come from
+		// a Put that died before its directory fsync, so sync it now.
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return "", 0, err
+		}
+		return sum, size, nil
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", 0, fmt.Errorf("blobdir: fsync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", 0, fmt.Errorf("blobdir: close: %w", err)
+	}
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", 0, fmt.Errorf("blobdir: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return "", 0, fmt.Errorf("blobdir: rename: %w", err)
+	}
+	tmp = nil
+	// The rename is durable once the directory entry is; new ab/ and ab/cd/
+	// directories need their parents synced too.
+	for _, p := range []string{dir, filepath.Dir(dir), d.root} {
+		if err := syncDir(p); err != nil {
+			return "", 0, err
+		}
+	}
+	return sum, size, nil
+}
+
+func syncDir(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("blobdir: fsync dir: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("blobdir: fsync dir: %w", err)
+	}
+	return nil
+}
+
+// Open implements store.Blobs (store.ErrNotFound if there is no such blob).
+func (d *Dir) Open(ctx context.Context, sum string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := d.Path(sum)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blobdir: %s: %w", sum, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobdir: %w", err)
+	}
+	return f, nil
+}
+
+// Has implements store.Blobs.
+func (d *Dir) Has(ctx context.Context, sum string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	p, err := d.Path(sum)
+	if err != nil {
+		return false, nil
+	}
+	_, err = os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blobdir: %w", err)
+	}
+	return true, nil
+}

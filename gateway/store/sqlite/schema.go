@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrSchemaTooNew is returned by Open when the database was migrated by a
+// newer build than this one.
+var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this build")
+
+// migrations are applied in order at Open; migrations[i] brings the schema
+// from version i to version i+1. Never edit a released migration: append a
+// new one.
+//
+// Times are INTEGER unix nanoseconds (0 = zero time). No foreign keys: the
+// Redis implementation cannot enforce them and both must behave alike; the
+// pipeline writes parents before children in the same Change.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE tenants (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL DEFAULT '',
+	token_hash TEXT NOT NULL DEFAULT '',
+	ssh_keys   TEXT NOT NULL DEFAULT '[]',
+	disabled   INTEGER NOT NULL DEFAULT 0,
+	created    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX tenants_token ON tenants(token_hash) WHERE token_hash <> '';
+
+CREATE TABLE files (
+	id          TEXT PRIMARY KEY,
+	tenant      TEXT NOT NULL,
+	channel     TEXT NOT NULL DEFAULT '',
+	name        TEXT NOT NULL DEFAULT '',
+	sha256      TEXT NOT NULL DEFAULT '',
+	size        INTEGER NOT NULL DEFAULT 0,
+	idem_key    TEXT NOT NULL DEFAULT '',
+	format      TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL,
+	received_at INTEGER NOT NULL DEFAULT 0,
+	ack         BLOB,
+	lots        INTEGER NOT NULL DEFAULT 0,
+	invoices    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX files_sha ON files(tenant, sha256) WHERE sha256 <> '';
+CREATE UNIQUE INDEX files_idem ON files(tenant, idem_key) WHERE idem_key <> '';
+CREATE INDEX files_tenant ON files(tenant, id);
+
+CREATE TABLE lots (
+	id          TEXT PRIMARY KEY,
+	file        TEXT NOT NULL DEFAULT '',
+	tenant      TEXT NOT NULL DEFAULT '',
+	idx         INTEGER NOT NULL DEFAULT 0,
+	emitter     TEXT NOT NULL DEFAULT '',
+	number      INTEGER NOT NULL DEFAULT 0,
+	date        TEXT NOT NULL DEFAULT '',
+	destination TEXT NOT NULL DEFAULT '',
+	ref_version TEXT NOT NULL DEFAULT '',
+	test        INTEGER NOT NULL DEFAULT 0,
+	state       TEXT NOT NULL,
+	invoices    INTEGER NOT NULL DEFAULT 0,
+	amount      INTEGER NOT NULL DEFAULT 0,
+	blob        TEXT NOT NULL DEFAULT '',
+	replaces    TEXT NOT NULL DEFAULT '',
+	updated_at  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX lots_file ON lots(file, id);
+CREATE INDEX lots_tenant ON lots(tenant, id);
+CREATE INDEX lots_key ON lots(emitter, number, date);
+CREATE INDEX lots_destination ON lots(destination, state);
+CREATE INDEX lots_state ON lots(state, id);
+
+CREATE TABLE invoices (
+	id       TEXT PRIMARY KEY,
+	lot      TEXT NOT NULL DEFAULT '',
+	tenant   TEXT NOT NULL DEFAULT '',
+	number   TEXT NOT NULL DEFAULT '',
+	nir_hash TEXT NOT NULL DEFAULT '',
+	amc      TEXT NOT NULL DEFAULT '',
+	pec      TEXT NOT NULL DEFAULT '',
+	billed   INTEGER NOT NULL DEFAULT 0,
+	amo      INTEGER NOT NULL DEFAULT 0,
+	amc_part INTEGER NOT NULL DEFAULT 0,
+	state    TEXT NOT NULL,
+	codes    TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX invoices_lot ON invoices(lot, id);
+CREATE INDEX invoices_number ON invoices(tenant, number);
+CREATE INDEX invoices_nir ON invoices(nir_hash);
+
+CREATE TABLE attempts (
+	id          TEXT PRIMARY KEY,
+	lot         TEXT NOT NULL DEFAULT '',
+	destination TEXT NOT NULL DEFAULT '',
+	message_id  TEXT NOT NULL DEFAULT '',
+	resend      INTEGER NOT NULL DEFAULT 0,
+	started     INTEGER NOT NULL DEFAULT 0,
+	ended       INTEGER NOT NULL DEFAULT 0,
+	outcome     TEXT NOT NULL DEFAULT '',
+	detail      TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX attempts_lot ON attempts(lot, started, id);
+CREATE INDEX attempts_message ON attempts(message_id) WHERE message_id <> '';
+
+CREATE TABLE expectations (
+	id           TEXT PRIMARY KEY,
+	lot          TEXT NOT NULL DEFAULT '',
+	kind         TEXT NOT NULL DEFAULT '',
+	due_at       INTEGER NOT NULL DEFAULT 0,
+	satisfied_by TEXT NOT NULL DEFAULT '',
+	fired        INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX expectations_lot ON expectations(lot, due_at, id);
+CREATE INDEX expectations_due ON expectations(due_at, id) WHERE satisfied_by = '' AND fired = 0;
+
+CREATE TABLE returns (
+	id       TEXT PRIMARY KEY,
+	seq      INTEGER NOT NULL UNIQUE,
+	tenant   TEXT NOT NULL DEFAULT '',
+	kind     TEXT NOT NULL DEFAULT '',
+	blob     TEXT NOT NULL DEFAULT '',
+	lot      TEXT NOT NULL DEFAULT '',
+	orphan   INTEGER NOT NULL DEFAULT 0,
+	summary  BLOB,
+	received INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX returns_feed ON returns(tenant, seq);
+CREATE INDEX returns_lot ON returns(lot) WHERE lot <> '';
+
+CREATE TABLE anomalies (
+	id          TEXT PRIMARY KEY,
+	kind        TEXT NOT NULL DEFAULT '',
+	subject     TEXT NOT NULL DEFAULT '',
+	tenant      TEXT NOT NULL DEFAULT '',
+	destination TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL,
+	assignee    TEXT NOT NULL DEFAULT '',
+	reason      TEXT NOT NULL DEFAULT '',
+	sla         INTEGER NOT NULL DEFAULT 0,
+	created     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX anomalies_state ON anomalies(state, id);
+CREATE INDEX anomalies_tenant ON anomalies(tenant, id);
+CREATE INDEX anomalies_subject ON anomalies(subject);
+CREATE INDEX anomalies_assignee ON anomalies(assignee, state) WHERE assignee <> '';
+
+CREATE TABLE events (
+	seq        INTEGER PRIMARY KEY,
+	time       INTEGER NOT NULL,
+	subject    TEXT NOT NULL,
+	type       TEXT NOT NULL,
+	from_state TEXT NOT NULL DEFAULT '',
+	to_state   TEXT NOT NULL DEFAULT '',
+	actor      TEXT NOT NULL DEFAULT '',
+	reason     TEXT NOT NULL DEFAULT '',
+	data       BLOB,
+	prev_hash  TEXT NOT NULL,
+	hash       TEXT NOT NULL
+);
+CREATE INDEX events_subject ON events(subject, seq);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+	BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+	BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+CREATE TABLE jobs (
+	id       TEXT PRIMARY KEY,
+	kind     TEXT NOT NULL,
+	subject  TEXT NOT NULL DEFAULT '',
+	key      TEXT NOT NULL DEFAULT '',
+	run_at   INTEGER NOT NULL DEFAULT 0,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	last_err TEXT NOT NULL DEFAULT '',
+	owner    TEXT NOT NULL DEFAULT '',
+	token    TEXT NOT NULL DEFAULT '',
+	until    INTEGER NOT NULL DEFAULT 0,
+	done     INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (kind, subject, key)
+) WITHOUT ROWID;
+CREATE INDEX jobs_due ON jobs(kind, run_at) WHERE done = 0;
+`,
+}
+
+// migrate brings the schema of the database behind c to the latest version.
+func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
+	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: schema_version: %w", err)
+	}
+	var v sql.NullInt64
+	if err := c.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: schema_version: %w", err)
+	}
+	from = int(v.Int64)
+	if from > len(migrations) {
+		return from, from, fmt.Errorf("%w (database %d, build %d)", ErrSchemaTooNew, from, len(migrations))
+	}
+	for i := from; i < len(migrations); i++ {
+		if err := migrateOne(ctx, c, i); err != nil {
+			return from, i, err
+		}
+	}
+	return from, len(migrations), nil
+}
+
+func migrateOne(ctx context.Context, c *sql.Conn, i int) (err error) {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = c.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	// Another process may have migrated while we waited for the lock.
+	var v sql.NullInt64
+	if err := c.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+	}
+	if int(v.Int64) > i {
+		_, err := c.ExecContext(ctx, "COMMIT")
+		return err
+	}
+	if _, err := c.ExecContext(ctx, migrations[i]); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+	}
+	if _, err := c.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (?)`, i+1); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/octgw/oct/gateway/store"
+	"github.com/octgw/oct/gateway/store/storetest"
+)
+
+func openTest(t *testing.T, o Options) *Store {
+	t.Helper()
+	if o.Path == "" {
+		o.Path = filepath.Join(t.TempDir(), "oct.db")
+	}
+	s, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+		return openTest(t, Options{Now: now})
+	})
+}
+
+func TestConformanceNoGroupCommit(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+		return openTest(t, Options{Now: now, NoGroupCommit: true})
+	})
+}
