@@ -37,7 +37,7 @@ var (
 type Tenant struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
-	TokenHash string    `json:"-"`        // sha256 hex of the API token; the token itself is never stored
+	TokenHash string    `json:"-"`        // sha256 hex of the API token, unique (ErrDuplicate); the token itself is never stored
 	SSHKeys   []string  `json:"ssh_keys"` // authorized_keys lines (public keys)
 	Disabled  bool      `json:"disabled"`
 	Created   time.Time `json:"created"`
@@ -163,7 +163,7 @@ type Event struct {
 
 // Transition moves a subject from one state to another. The store checks it
 // against lifecycle (ErrIllegal), compares From with the current state
-// (ErrConflict) and writes one event.
+// (ErrConflict; ErrNotFound if there is no such record) and writes one event.
 type Transition struct {
 	Kind   lifecycle.Kind
 	ID     string
@@ -204,6 +204,11 @@ type Retry struct {
 // its State, which must be the machine's initial state). Later state changes
 // go only through Transitions: a Put never changes the state of an existing
 // record.
+//
+// A Change applies in field order: tenants, files, lots, invoices, attempts,
+// expectations, returns, anomalies, then transitions (in order, so a record
+// put in the same Change can move, and several transitions can chain), events,
+// enqueued, done and retried jobs.
 type Change struct {
 	Tenants      []Tenant
 	Files        []File
@@ -214,7 +219,7 @@ type Change struct {
 	Returns      []Return
 	Anomalies    []Anomaly
 	Transitions  []Transition
-	Events       []Event // extra events (Type != "transition"); Seq and hashes are set by the store
+	Events       []Event // extra events (Type != "transition"); Seq, Time and hashes are set by the store
 	Enqueue      []Job
 	Done         []Lease // completed jobs; ErrLeaseLost if no longer held
 	Retry        []Retry
@@ -246,7 +251,8 @@ type AnomalyQuery struct {
 // Store is the journal.
 type Store interface {
 	// CreateFile records a new file with its creation event and the jobs in
-	// then, atomically. If the tenant already has a file with the same
+	// then, atomically. ID, Tenant and SHA256 are required (ErrInvalid).
+	// If the tenant already has a file with the same
 	// SHA256 or the same non-empty IdemKey, nothing is written and the
 	// existing file is returned with created == false.
 	CreateFile(ctx context.Context, f File, then *Change) (existing File, created bool, err error)
@@ -277,8 +283,10 @@ type Store interface {
 	// EventsAfter lists events with Seq > after in order (audit, replication).
 	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
 
-	// Lease takes up to n jobs of the given kinds whose RunAt has come and
-	// that no live lease holds, for ttl.
+	// Lease takes up to n jobs of the given kinds (nil: every kind) whose
+	// RunAt has come and that no live lease holds, for ttl. A lease is held
+	// while the store's clock is before Until: after that, Done, Retry and
+	// Extend get ErrLeaseLost even if no other worker took the job.
 	Lease(ctx context.Context, owner string, kinds []string, n int, ttl time.Duration) ([]Lease, error)
 	// Extend pushes a held lease's expiry; ErrLeaseLost if no longer held.
 	Extend(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
