@@ -488,3 +488,13 @@ func TestDirSyncAndRun(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 }
+
+func TestMailboxes(t *testing.T) {
+	r := newRepo(t, "", Config{})
+	mustImport(t, r, DemoFeed(), ImportOptions{})
+	m := r.Current().Mailboxes(t0)
+	// 11 AMO lines, 01511 twice (one in force), 01421 shares 01422's mailbox; 2 SMTP conventions.
+	if len(m) != 9+2 || m[0] != "01131@131.01.rss.fr" {
+		t.Fatalf("mailboxes = %v", m)
+	}
+}

@@ -267,3 +267,21 @@ func DiffSnapshots(a, b *Snapshot) (Diff, error) {
 	}
 	return d, nil
 }
+
+// Mailboxes lists, sorted and without duplicates, the SMTP addresses of the
+// AMO entries and conventions in force at t: the certificates to watch.
+func (s *Snapshot) Mailboxes(t time.Time) []string {
+	var out []string
+	for _, e := range s.data.AMO {
+		if e.Transport == SMTP && e.Period.In(t) {
+			out = append(out, e.Mailbox)
+		}
+	}
+	for _, c := range s.data.Conventions {
+		if c.Transport == SMTP && c.Period.In(t) {
+			out = append(out, c.Address)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
