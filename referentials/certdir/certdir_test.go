@@ -68,7 +68,7 @@ func TestSelectAndCache(t *testing.T) {
 			makeCert(t, mb, 10, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0)),
 			makeCert(t, mb, 20, now.AddDate(0, 0, -1), now.AddDate(0, 0, 20)), // highest valid
 			makeCert(t, mb, 30, now.AddDate(-2, 0, 0), now.AddDate(0, 0, -1)), // expired
-			makeCert(t, mb, 40, now.AddDate(0, 0, 1), now.AddDate(2, 0, 0)),  // not yet valid
+			makeCert(t, mb, 40, now.AddDate(0, 0, 1), now.AddDate(2, 0, 0)),   // not yet valid
 			[]byte("not a certificate"),
 		},
 		"old@x": {makeCert(t, "old", 1, now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0))},
