@@ -31,6 +31,20 @@ type Config struct {
 	Workers Workers `yaml:"workers"`
 	Privacy Privacy `yaml:"privacy"`
 	Log     Log     `yaml:"log"`
+	Routing Routing `yaml:"routing"`
+	Refs    Refs    `yaml:"referentials"`
+}
+
+// Routing points to the rule tree.
+type Routing struct {
+	RulesFile string `yaml:"rules_file"` // YAML rules (docs/routing.md); "" = default routes only
+}
+
+// Refs locates the versioned referentials.
+type Refs struct {
+	Dir       string `yaml:"dir"`        // default <data_dir>/referentials
+	SeedDemo  bool   `yaml:"seed_demo"`  // import the demo referential when none exists yet
+	AMODomain string `yaml:"amo_domain"` // AMO mailbox domain
 }
 
 // HTTP is the API and console listener.
@@ -182,6 +196,7 @@ func (c *Config) fill() {
 	defd(&c.Workers.LeaseTTL, 30*time.Second)
 	defd(&c.Workers.PollEvery, 200*time.Millisecond)
 	defi(&c.Workers.MaxAttempts, 10)
+	def(&c.Refs.AMODomain, "rss.fr")
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
 }
