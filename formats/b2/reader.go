@@ -1,0 +1,311 @@
+package b2
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Framing is the way records are separated in a file.
+type Framing uint8
+
+const (
+	// FramingNone: records back to back (Calebasse).
+	FramingNone Framing = iota
+	// FramingLF: each record followed by "\n".
+	FramingLF
+	// FramingCRLF: each record followed by "\r\n".
+	FramingCRLF
+)
+
+func (f Framing) String() string {
+	switch f {
+	case FramingLF:
+		return "LF"
+	case FramingCRLF:
+		return "CRLF"
+	}
+	return "none"
+}
+
+// Terminator returns the bytes written after each record.
+func (f Framing) Terminator() string {
+	switch f {
+	case FramingLF:
+		return "\n"
+	case FramingCRLF:
+		return "\r\n"
+	}
+	return ""
+}
+
+// Record is one physical record as read. Data and Term point into the
+// Reader's buffer and are valid until the next call to Next.
+type Record struct {
+	// Data is the record without terminator: 128 bytes when well formed.
+	// An empty Data with a non-empty Term is a run of CR/LF that is not
+	// attached to a record (at the start of a file, or very long runs):
+	// it is not a physical record and has Num 0.
+	Data []byte
+	// Term is the run of CR and LF bytes that followed the record (empty
+	// for back-to-back records). Writing Data then Term reproduces the
+	// input byte for byte.
+	Term []byte
+	// Num is the 1-based physical record number (the 000 header is 1).
+	Num int64
+	// Offset is the byte offset of Data in the stream.
+	Offset int64
+}
+
+// ErrLineTooLong is returned by Next when a line-framed file holds a line
+// longer than MaxLine: the input is not B2 and reading stops.
+var ErrLineTooLong = errors.New("b2: line longer than 64 KiB")
+
+const (
+	bufSize = 64 << 10
+	// MaxLine is the longest line (in line-framed files) the reader accepts
+	// before giving up on the input.
+	MaxLine = bufSize / 2
+	// maxTerm bounds the CR/LF run attached to one record.
+	maxTerm = 1024
+	// lineProbe: a file is line framed when a CR or LF appears within the
+	// first lineProbe bytes (the first line is then at most two records).
+	lineProbe = 2*RecordLength + 2
+)
+
+// Reader reads B2 records from a stream: back to back, or separated by LF,
+// CRLF or any run of CR/LF (formats.md §1.2, §8.7). It does not allocate per
+// record: records are slices of an internal buffer.
+//
+// Framing is detected on the first record: when a CR or LF appears within
+// its first 258 bytes the file is line framed and each line is one record
+// (a line of the wrong length is returned as it is, so that the caller
+// reports it and the next line is read normally: one bad record never
+// shifts the others). Otherwise records are cut every 128 bytes, and CR/LF
+// runs between them are skipped; Realign recovers from a bad record length.
+type Reader struct {
+	src      io.Reader
+	buf      []byte
+	r, w     int   // unread bytes are buf[r:w]
+	base     int64 // stream offset of buf[0]
+	err      error // sticky read error (io.EOF at end)
+	num      int64
+	detected bool
+	lines    bool
+	framing  Framing
+	seenTerm bool
+	cur      Record
+	curStart int // buffer index of cur.Data
+}
+
+// NewReader returns a Reader over src.
+func NewReader(src io.Reader) *Reader {
+	r := &Reader{}
+	r.Reset(src)
+	return r
+}
+
+// Reset makes the Reader read from src, reusing its buffer.
+func (r *Reader) Reset(src io.Reader) {
+	if r.buf == nil {
+		r.buf = make([]byte, bufSize)
+	}
+	*r = Reader{src: src, buf: r.buf}
+}
+
+// Framing returns the framing seen so far: the terminator after the first
+// record (FramingNone until one is seen, and for back-to-back files).
+func (r *Reader) Framing() Framing { return r.framing }
+
+// LineFramed reports whether records are read as lines.
+func (r *Reader) LineFramed() bool { return r.lines }
+
+// Offset is the number of bytes consumed so far.
+func (r *Reader) Offset() int64 { return r.base + int64(r.r) }
+
+// fill makes at least want bytes available in buf[r:w] if the stream has
+// them. It compacts the buffer, so slices previously returned are invalid.
+func (r *Reader) fill(want int) {
+	if r.w-r.r >= want || r.err != nil {
+		return
+	}
+	if r.r > 0 {
+		copy(r.buf, r.buf[r.r:r.w])
+		r.base += int64(r.r)
+		r.w -= r.r
+		r.r = 0
+	}
+	zero := 0
+	for r.w-r.r < want && r.err == nil && r.w < len(r.buf) {
+		m, err := r.src.Read(r.buf[r.w:])
+		if m < 0 || m > len(r.buf)-r.w {
+			r.err = errBadRead
+			break
+		}
+		r.w += m
+		if err != nil {
+			r.err = err
+			break
+		}
+		if m > 0 {
+			zero = 0
+		} else if zero++; zero >= 100 {
+			r.err = io.ErrNoProgress
+		}
+	}
+}
+
+var errBadRead = errors.New("b2: source reader returned an invalid count")
+
+func isTerm(c byte) bool { return c == '\n' || c == '\r' }
+
+// indexTerm returns the index of the first CR or LF in b, or -1.
+func indexTerm(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return bytes.IndexByte(b, '\r')
+	}
+	if j := bytes.IndexByte(b[:i], '\r'); j >= 0 {
+		return j
+	}
+	return i
+}
+
+// Next returns the next record, io.EOF at the end of the stream, the
+// stream's error, or ErrLineTooLong.
+func (r *Reader) Next() (Record, error) {
+	r.fill(lineProbe + maxTerm)
+	if r.r == r.w {
+		if r.err == io.EOF {
+			return Record{}, io.EOF
+		}
+		if r.err != nil {
+			return Record{}, r.err
+		}
+	}
+	if !r.detected {
+		r.detected = true
+		p := r.buf[r.r:r.w]
+		if len(p) > lineProbe {
+			p = p[:lineProbe]
+		}
+		r.lines = indexTerm(p) >= 0
+	}
+	start := r.r
+	off := r.Offset()
+	if isTerm(r.buf[start]) { // CR/LF not attached to a record
+		end := start
+		for end < r.w && end-start < maxTerm && isTerm(r.buf[end]) {
+			end++
+		}
+		r.r = end
+		r.cur = Record{Data: r.buf[start:start], Term: r.buf[start:end], Offset: off}
+		r.curStart = start
+		return r.cur, nil
+	}
+	var end int
+	if r.lines {
+		avail := r.buf[start:r.w]
+		probe := avail
+		if len(probe) > RecordLength+1 {
+			probe = probe[:RecordLength+1]
+		}
+		i := indexTerm(probe)
+		if i < 0 && len(avail) > RecordLength+1 {
+			// Longer than a record: find the end of the line.
+			r.fill(MaxLine + 1)
+			start = r.r
+			avail = r.buf[start:r.w]
+			if len(avail) > MaxLine+1 {
+				avail = avail[:MaxLine+1]
+			}
+			i = indexTerm(avail)
+			if i < 0 && len(avail) > MaxLine {
+				return Record{}, ErrLineTooLong
+			}
+		}
+		if i < 0 {
+			i = len(avail) // last line, no terminator
+		}
+		end = start + i
+	} else {
+		end = start + RecordLength
+		if end > r.w {
+			end = r.w
+		}
+	}
+	r.num++
+	t := end
+	for t < r.w && t-end < maxTerm && isTerm(r.buf[t]) {
+		t++
+	}
+	r.r = t
+	r.cur = Record{Data: r.buf[start:end], Term: r.buf[end:t], Num: r.num, Offset: off}
+	r.curStart = start
+	if !r.seenTerm && t > end {
+		r.seenTerm = true
+		switch {
+		case t-end >= 2 && r.buf[end] == '\r' && r.buf[end+1] == '\n':
+			r.framing = FramingCRLF
+		case r.buf[end] == '\n':
+			r.framing = FramingLF
+		}
+	}
+	return r.cur, nil
+}
+
+// Realign is for back-to-back files after a record that does not look like
+// a record (bad type, keys of another invoice): it looks for the first
+// offset p (1 ≤ p ≤ limit) after the start of the current record at which
+// isStart(bytes from p) holds, and makes the current record the p bytes
+// before it. It returns the new current record and whether a start was
+// found; when p is 128 nothing changes. In line-framed files it does
+// nothing (lines already resynchronise) and returns false.
+//
+// isStart is given at least min(128, bytes left) bytes.
+func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) {
+	if r.lines || len(r.cur.Data) == 0 {
+		return r.cur, false
+	}
+	if limit > bufSize-RecordLength {
+		limit = bufSize - RecordLength
+	}
+	// Bring the current record back to the front of the buffer with limit
+	// bytes after it.
+	rewind := r.r - r.curStart
+	r.r = r.curStart
+	r.fill(limit + RecordLength)
+	start := r.r
+	found := -1
+	for p := 1; p <= limit && start+p < r.w; p++ {
+		c := r.buf[start+p]
+		if isTerm(c) {
+			continue
+		}
+		end := start + p + RecordLength
+		if end > r.w {
+			end = r.w
+		}
+		if isStart(r.buf[start+p : end]) {
+			found = p
+			break
+		}
+	}
+	if found < 0 || found == len(r.cur.Data)+len(r.cur.Term) {
+		r.r = start + rewind
+		r.cur.Data = r.buf[start : start+len(r.cur.Data)]
+		r.cur.Term = r.buf[start+len(r.cur.Data) : start+rewind]
+		r.curStart = start
+		return r.cur, found >= 0
+	}
+	end := start + found
+	d := end
+	for d > start && isTerm(r.buf[d-1]) {
+		d--
+	}
+	r.cur.Data = r.buf[start:d]
+	r.cur.Term = r.buf[d:end]
+	r.curStart = start
+	r.r = end
+	return r.cur, true
+}
