@@ -14,7 +14,7 @@ import (
 // STARTTLS and AUTH PLAIN.
 func TestSwaks(t *testing.T) {
 	testenv.Integration(t)
-	testenv.Need(t, "swaks")
+	testenv.NeedSwaksTLS(t)
 	ctx := context.Background()
 	e := startEnv(t, nil)
 	p := e.pki
