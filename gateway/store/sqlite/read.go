@@ -99,7 +99,7 @@ func (s *Store) TenantByToken(ctx context.Context, tokenHash string) (store.Tena
 	if tokenHash == "" {
 		return store.Tenant{}, store.ErrNotFound
 	}
-	return one(s, ctx, scanTenant, `SELECT `+tenantCols+` FROM tenants WHERE token_hash = ?`, tokenHash)
+	return one(s, ctx, scanTenant, `SELECT `+tenantCols+` FROM tenants WHERE token_hash = ? AND token_hash <> ''`, tokenHash)
 }
 
 // Tenants implements store.Store (every tenant, by id).
@@ -325,6 +325,9 @@ func (s *Store) Anomalies(ctx context.Context, q store.AnomalyQuery) ([]store.An
 	w.eq("kind", q.Kind, q.Kind == "")
 	w.eq("destination", q.Destination, q.Destination == "")
 	w.eq("assignee", q.Assignee, q.Assignee == "")
+	if q.Assignee != "" {
+		w.conds = append(w.conds, "assignee <> ''") // lets the planner use the partial index
+	}
 	w.eq("state", string(q.State), q.State == "")
 	w.eq("subject", q.Subject, q.Subject == "")
 	if q.After != "" {

@@ -267,7 +267,7 @@ func (w *wtx) putTenant(t store.Tenant) error {
 }
 
 func (w *wtx) findFile(tenant, sha, key string) (store.File, bool, error) {
-	f, err := scanFile(w.queryRow(`SELECT `+fileCols+` FROM files WHERE tenant = ? AND sha256 = ?`, tenant, sha))
+	f, err := scanFile(w.queryRow(`SELECT `+fileCols+` FROM files WHERE tenant = ? AND sha256 = ? AND sha256 <> ''`, tenant, sha))
 	if err == nil {
 		return f, true, nil
 	}
@@ -277,7 +277,7 @@ func (w *wtx) findFile(tenant, sha, key string) (store.File, bool, error) {
 	if key == "" {
 		return store.File{}, false, nil
 	}
-	f, err = scanFile(w.queryRow(`SELECT `+fileCols+` FROM files WHERE tenant = ? AND idem_key = ?`, tenant, key))
+	f, err = scanFile(w.queryRow(`SELECT `+fileCols+` FROM files WHERE tenant = ? AND idem_key = ? AND idem_key <> ''`, tenant, key))
 	if err == nil {
 		return f, true, nil
 	}

@@ -1009,10 +1009,15 @@ func testConcurrent(f *fx) {
 					errs <- fmt.Errorf("CreateFile %s: created=%v %w", id, created, err)
 					continue
 				}
-				// A failing request shares its batch with good ones.
-				err = f.s.Commit(f.ctx, &store.Change{Transitions: []store.Transition{
-					{Kind: lifecycle.File, ID: id, From: lifecycle.FileReceived, To: lifecycle.FileSettled},
-				}})
+				// A failing request shares its batch with good ones; it
+				// writes rows before it fails, and none may stay.
+				err = f.s.Commit(f.ctx, &store.Change{
+					Lots:    []store.Lot{newLot("X"+id, id, "bad")},
+					Enqueue: []store.Job{{Kind: "bad", Subject: "file:" + id}},
+					Transitions: []store.Transition{
+						{Kind: lifecycle.File, ID: id, From: lifecycle.FileReceived, To: lifecycle.FileSettled},
+					},
+				})
 				if !errors.Is(err, lifecycle.ErrIllegal) {
 					errs <- fmt.Errorf("illegal commit %s: %v", id, err)
 				}
@@ -1055,7 +1060,10 @@ func testConcurrent(f *fx) {
 			t.Errorf("%s is %s", file.ID, file.State)
 		}
 	}
-	if p := f.pending(); p["validate"] != workers*each {
+	if ls, err := f.s.Lots(f.ctx, store.LotQuery{Tenant: "bad"}); err != nil || len(ls) != 0 {
+		t.Errorf("failed requests left %d lots (%v)", len(ls), err)
+	}
+	if p := f.pending(); p["validate"] != workers*each || p["bad"] != 0 {
 		t.Errorf("pending = %v", p)
 	}
 	checked, broken, err := store.VerifyChain(f.ctx, f.s, nil)
