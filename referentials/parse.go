@@ -350,8 +350,8 @@ func parseCSV(f FeedFile, p *parsed) []LineError {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.StartLine
@@ -359,6 +359,7 @@ func parseCSV(f FeedFile, p *parsed) []LineError {
 			errs = append(errs, LineError{File: f.Name, Line: line, Code: LineSyntax, Message: err.Error()})
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}

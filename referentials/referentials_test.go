@@ -483,6 +483,17 @@ func TestDirSyncAndRun(t *testing.T) {
 	if b, _ := os.ReadFile(m[0]); !bytes.Contains(b, []byte("grand_regime")) {
 		t.Fatalf(".errors = %s", b)
 	}
+	// A file nobody can read is rejected too, not retried forever.
+	if err := os.WriteFile(filepath.Join(drop, "notes.txt"), []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ticks <- t0
+	if err := <-results; !errors.Is(err, ErrImport) {
+		t.Fatalf("unknown drop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(drop, "notes.txt")); !os.IsNotExist(err) {
+		t.Fatalf("unknown file left in the drop directory: %v", err)
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v", err)
@@ -496,5 +507,15 @@ func TestMailboxes(t *testing.T) {
 	// 11 AMO lines, 01511 twice (one in force), 01421 shares 01422's mailbox; 2 SMTP conventions.
 	if len(m) != 9+2 || m[0] != "01131@131.01.rss.fr" {
 		t.Fatalf("mailboxes = %v", m)
+	}
+}
+
+func TestCSVBareQuote(t *testing.T) {
+	r := newRepo(t, "", Config{})
+	body := "grand_regime;caisse\n01;422\n01\"7@1;751\n01;131\n"
+	_, err := r.Import(context.Background(), csvFeed("q", TableAMO, body), ImportOptions{})
+	var ie *ImportError
+	if !errors.As(err, &ie) || len(ie.Lines) != 1 || ie.Lines[0].Line != 3 || ie.Lines[0].Code != LineSyntax {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -55,9 +55,19 @@ func newSnapshot(v Version, d Data) *Snapshot {
 	return s
 }
 
-// Data returns a copy of the content.
+// Data returns a copy of the content (without import line positions).
 func (s *Snapshot) Data() Data {
-	return Data{AMO: slices.Clone(s.data.AMO), AMC: slices.Clone(s.data.AMC), Conventions: slices.Clone(s.data.Conventions)}
+	d := Data{AMO: slices.Clone(s.data.AMO), AMC: slices.Clone(s.data.AMC), Conventions: slices.Clone(s.data.Conventions)}
+	for i := range d.AMO {
+		d.AMO[i].line, d.AMO[i].file = 0, ""
+	}
+	for i := range d.AMC {
+		d.AMC[i].line, d.AMC[i].file = 0, ""
+	}
+	for i := range d.Conventions {
+		d.Conventions[i].line, d.Conventions[i].file = 0, ""
+	}
+	return d
 }
 
 // AMO returns the directory entry in force at t for (grand régime, caisse).

@@ -147,7 +147,9 @@ func (d *DirFetcher) Fetch(ctx context.Context) (Feed, bool, error) {
 		}
 		f, err := DetectFile(n, b)
 		if err != nil {
-			return feed, true, &ImportError{Source: feed.Source, Lines: []LineError{{File: n, Code: LineSyntax, Message: err.Error()}}}
+			// Keep it in the feed without a format: the import refuses it
+			// with a line error and Ack moves it to rejected/.
+			f = FeedFile{Name: n, Data: b}
 		}
 		feed.Files = append(feed.Files, f)
 	}
@@ -192,17 +194,14 @@ type Syncer struct {
 // upstream had nothing new, Result.Unchanged is true.
 func (s *Syncer) SyncOnce(ctx context.Context) (Result, error) {
 	feed, changed, err := s.Fetcher.Fetch(ctx)
-	if err != nil && !errors.Is(err, ErrImport) {
+	if err != nil {
 		return Result{}, err
 	}
 	if !changed {
 		cur := s.Repo.Current().Version
 		return Result{Version: cur, Unchanged: true}, nil
 	}
-	var res Result
-	if err == nil {
-		res, err = s.Repo.Import(ctx, feed, ImportOptions{Confirm: s.Confirm})
-	}
+	res, err := s.Repo.Import(ctx, feed, ImportOptions{Confirm: s.Confirm})
 	if a, ok := s.Fetcher.(Acker); ok {
 		if aerr := a.Ack(ctx, feed, err); aerr != nil && err == nil {
 			err = fmt.Errorf("ack: %w", aerr)
