@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/node"
+)
+
+func tenantCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (vendors, insurers, support organisations)"}
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Create a tenant and print its API token (shown once; only its hash is stored)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(cmd.Context(), cfg, node.Options{})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			t, token, err := gateway.AddTenant(cmd.Context(), n.Store, args[0], "cli", time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "tenant %s created; its API token (shown once):\n", t.ID)
+			fmt.Fprintln(cmd.OutOrStdout(), token)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants (JSON lines)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(cmd.Context(), cfg, node.Options{})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ts, err := n.Store.Tenants(cmd.Context())
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			for _, t := range ts {
+				if err := enc.Encode(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list)
+	return cmd
+}

@@ -1,0 +1,386 @@
+// Package demo shows a newcomer the product on the embedded default: a
+// temporary data directory, simulated vendors pushing generated B2 files
+// over the real HTTP API, the gateway processing them, a progress bar and a
+// live summary, then one JSON line scripts can read.
+//
+// The demo grows with the product: today files are validated, stored,
+// split into lots and routed; delivery, returns, anomalies and signing join
+// as they land, and the summary counts them.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octgw/oct/formats/b2"
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/config"
+	"github.com/octgw/oct/gateway/lifecycle"
+	"github.com/octgw/oct/gateway/node"
+	"github.com/octgw/oct/gateway/store"
+)
+
+// Options of a demo run.
+type Options struct {
+	Files     int           // files to push (default 200)
+	Vendors   int           // simulated vendors, one tenant each (default 4)
+	Invoices  int           // invoices per lot (default 50)
+	FaultRate float64       // share of files with one injected fault (default 0.1)
+	Seed      int64         // generator seed
+	Timeout   time.Duration // give up waiting for terminal states (default 2m)
+	DataDir   string        // "" = a temp dir removed at the end
+	Listen    string        // "" = 127.0.0.1:0
+	Keep      bool          // keep serving after the summary until ctx ends
+	Progress  io.Writer     // progress bar and live summary (nil = none)
+	Router    gateway.Router
+	Extra     map[string]http.Handler
+}
+
+// Summary is the contract printed as the last stdout line with --json.
+type Summary struct {
+	Files       int     `json:"files"`
+	Accepted    int     `json:"accepted"`
+	Rejected    int     `json:"rejected"`
+	Terminal    int     `json:"terminal"`
+	Lost        int     `json:"lost"`
+	DoubleSent  int     `json:"double_sent"`
+	Lots        int     `json:"lots"`
+	Invoices    int     `json:"invoices"`
+	Routed      int     `json:"routed"`
+	Unroutable  int     `json:"unroutable"`
+	ARLPositive int     `json:"arl_positive"`
+	ARLNegative int     `json:"arl_negative"`
+	RSP         int     `json:"rsp"`
+	Anomalies   int     `json:"anomalies"`
+	ElapsedS    float64 `json:"elapsed_s"`
+	TimedOut    bool    `json:"timed_out"`
+	ConsoleURL  string  `json:"console_url"`
+}
+
+func (o *Options) fill() {
+	if o.Files <= 0 {
+		o.Files = 200
+	}
+	if o.Vendors <= 0 {
+		o.Vendors = 4
+	}
+	if o.Invoices <= 0 {
+		o.Invoices = 50
+	}
+	if o.FaultRate < 0 || o.FaultRate > 1 {
+		o.FaultRate = 0.1
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Run runs the demo and returns its summary.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	o.fill()
+	start := time.Now()
+	dir := o.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "oct-demo-")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.HTTP.Listen, cfg.NodeID = dir, o.Listen, "demo"
+	cfg.Limits.RequestsPerSecond, cfg.Limits.Burst = 5000, 5000
+	cfg.Workers.PollEvery = 50 * time.Millisecond
+	cfg.Refs.SeedDemo = true
+	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer n.Close()
+	ln, err := n.Listen()
+	if err != nil {
+		return Summary{}, err
+	}
+	base := "http://" + ln.Addr().String()
+	runCtx, stopNode := context.WithCancel(ctx)
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- n.Run(runCtx, ln) }()
+	defer func() { stopNode(); <-nodeDone }()
+
+	fmt.Fprintf(o.Progress, "OCT demo: data in %s, console at %s/\n", dir, base)
+	fmt.Fprintf(o.Progress, "%d vendors push %d B2 files of %d invoices (%.0f%% with one injected fault)\n",
+		o.Vendors, o.Files, o.Invoices, o.FaultRate*100)
+
+	tokens := make([]string, o.Vendors)
+	tenants := make([]string, o.Vendors)
+	for i := range tokens {
+		tenants[i] = fmt.Sprintf("vendor-%02d", i+1)
+		_, tok, err := gateway.AddTenant(ctx, n.Store, tenants[i], "demo", time.Now())
+		if err != nil {
+			return Summary{}, err
+		}
+		tokens[i] = tok
+	}
+
+	acked, err := push(ctx, o, base, tokens)
+	if err != nil {
+		return Summary{}, err
+	}
+	fmt.Fprintln(o.Progress)
+
+	s, err := waitTerminal(ctx, o, n.Store, tenants, acked)
+	s.ElapsedS = time.Since(start).Seconds()
+	s.ConsoleURL = base + "/"
+	if err != nil {
+		return s, err
+	}
+	fmt.Fprintf(o.Progress, "\nfiles %d: accepted %d, rejected %d; lots %d (routed %d, unroutable %d); invoices %d; lost %d; anomalies %d; %.1fs\n",
+		s.Files, s.Accepted, s.Rejected, s.Lots, s.Routed, s.Unroutable, s.Invoices, s.Lost, s.Anomalies, s.ElapsedS)
+	if o.Keep {
+		fmt.Fprintf(o.Progress, "console: %s/  (Ctrl-C to stop)\n", base)
+		<-ctx.Done()
+	}
+	return s, nil
+}
+
+// pushed is one acknowledged file.
+type pushed struct {
+	id     string
+	tenant int
+}
+
+// push generates the files and pushes them concurrently over the API.
+func push(ctx context.Context, o Options, base string, tokens []string) ([]pushed, error) {
+	faults := b2.GenFaults()
+	client := &http.Client{Timeout: 30 * time.Second}
+	var (
+		mu    sync.Mutex
+		acked []pushed
+		next  atomic.Int64
+		done  atomic.Int64
+		errs  = make(chan error, 1)
+		wg    sync.WaitGroup
+	)
+	bar := newBar(o.Progress, o.Files)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.Files || ctx.Err() != nil {
+					return
+				}
+				rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(i)))
+				g := b2.GenOptions{Seed: o.Seed*1_000_003 + int64(i), Lots: 1 + rng.IntN(2), Invoices: o.Invoices,
+					Emitter: fmt.Sprintf("%09d", 100000000+i%97)}
+				if rng.Float64() < o.FaultRate && len(faults) > 0 {
+					g.Fault = faults[rng.IntN(len(faults))]
+				}
+				var buf bytes.Buffer
+				if err := b2.Generate(&buf, g); err != nil {
+					trySend(errs, err)
+					return
+				}
+				v := i % len(tokens)
+				id, err := postFile(ctx, client, base, tokens[v], fmt.Sprintf("demo-%05d.b2", i), buf.Bytes())
+				if err != nil {
+					trySend(errs, err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, pushed{id, v})
+				mu.Unlock()
+				bar.set(int(done.Add(1)), "pushed")
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	return acked, ctx.Err()
+}
+
+func trySend(ch chan error, err error) {
+	select {
+	case ch <- err:
+	default:
+	}
+}
+
+// postFile pushes one file, retrying 429/503 as a well-behaved vendor does.
+func postFile(ctx context.Context, c *http.Client, base, token, name string, body []byte) (string, error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/files?name="+name, bytes.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var ack gateway.Ack
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&ack)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusCreated, http.StatusOK:
+			if derr != nil {
+				return "", derr
+			}
+			return ack.ID, nil
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			t := time.NewTimer(time.Duration(50*(attempt+1)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return "", ctx.Err()
+			case <-t.C:
+			}
+		default:
+			return "", fmt.Errorf("push %s: HTTP %d", name, resp.StatusCode)
+		}
+	}
+	return "", errors.New("push: gave up after 20 attempts")
+}
+
+// resting says whether a lot has gone as far as this build of OCT takes it.
+// Until delivery lands, a routed lot rests; states that wait for a human
+// (unroutable, to_rebuild...) rest too.
+func resting(s lifecycle.State) bool {
+	if lifecycle.IsTerminal(lifecycle.Lot, s) {
+		return true
+	}
+	switch s {
+	case lifecycle.LotRouted, lifecycle.LotUnroutable, lifecycle.LotSignFailed, lifecycle.LotDeliveryFailed, lifecycle.LotToRebuild:
+		return true
+	}
+	return false
+}
+
+// waitTerminal polls the journal until every acknowledged file has reached
+// a terminal (or resting) state, or the timeout.
+func waitTerminal(ctx context.Context, o Options, st store.Store, tenants []string, acked []pushed) (Summary, error) {
+	deadline := time.Now().Add(o.Timeout)
+	bar := newBar(o.Progress, len(acked))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s, err := summarize(ctx, st, tenants, acked)
+		if err != nil {
+			return s, err
+		}
+		bar.set(s.Terminal, "processed")
+		if s.Terminal+s.Lost >= s.Files {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.TimedOut = true
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func summarize(ctx context.Context, st store.Store, tenants []string, acked []pushed) (Summary, error) {
+	s := Summary{Files: len(acked)}
+	for _, a := range acked {
+		f, err := st.File(ctx, a.id)
+		if errors.Is(err, store.ErrNotFound) {
+			s.Lost++
+			continue
+		} else if err != nil {
+			return s, err
+		}
+		switch f.State {
+		case lifecycle.FileRejected:
+			s.Rejected++
+			s.Terminal++
+			continue
+		case lifecycle.FileReceived:
+			continue
+		}
+		s.Accepted++
+		if f.State != lifecycle.FileSplit && f.State != lifecycle.FileSettled {
+			continue
+		}
+		lots, err := st.Lots(ctx, store.LotQuery{Tenant: f.Tenant, File: f.ID, Limit: 1000})
+		if err != nil {
+			return s, err
+		}
+		all := true
+		for _, l := range lots {
+			s.Lots++
+			s.Invoices += l.Invoices
+			switch l.State {
+			case lifecycle.LotRouted:
+				s.Routed++
+			case lifecycle.LotUnroutable:
+				s.Unroutable++
+			}
+			if !resting(l.State) {
+				all = false
+			}
+		}
+		if all {
+			s.Terminal++
+		}
+	}
+	for _, t := range tenants {
+		as, err := st.Anomalies(ctx, store.AnomalyQuery{Tenant: t, Limit: 100000})
+		if err != nil {
+			return s, err
+		}
+		s.Anomalies += len(as)
+	}
+	return s, nil
+}
+
+// bar draws a one-line progress bar when the output is a terminal-like
+// writer; it is silent on io.Discard.
+type bar struct {
+	w     io.Writer
+	total int
+	mu    sync.Mutex
+	last  time.Time
+}
+
+func newBar(w io.Writer, total int) *bar { return &bar{w: w, total: max(total, 1)} }
+
+func (b *bar) set(n int, what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n < b.total && time.Since(b.last) < 50*time.Millisecond {
+		return
+	}
+	b.last = time.Now()
+	const width = 40
+	filled := n * width / b.total
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), n, b.total, what)
+}

@@ -1,0 +1,255 @@
+// Package node assembles one running OCT node from its configuration: the
+// store, the blob directory, the NIR hashing key, the gateway pipeline, the
+// HTTP server and the metrics registry. `oct serve` and `oct demo` both run
+// a Node; cmd/oct only parses flags.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/octgw/oct/docs"
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/config"
+	"github.com/octgw/oct/gateway/console"
+	"github.com/octgw/oct/gateway/intake/api"
+	"github.com/octgw/oct/gateway/store"
+	"github.com/octgw/oct/gateway/store/blobdir"
+	"github.com/octgw/oct/gateway/store/sqlite"
+	"github.com/octgw/oct/referentials"
+)
+
+// Node is one OCT process.
+type Node struct {
+	Config   config.Config
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Store    store.Store
+	Blobs    store.Blobs
+	Gateway  *gateway.Gateway
+	API      *api.API
+	Returns  *gateway.Signal
+	// Referentials is the versioned referential repository (nil when the
+	// caller brought its own Router).
+	Referentials *referentials.Repo
+
+	server *http.Server
+	lock   *os.File
+}
+
+// Options are what the caller brings besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	Router gateway.Router
+	// Extra HTTP routes ("GET /", the console...).
+	Extra map[string]http.Handler
+	// Exclusive takes the data directory's lock (serve, demo). Commands that
+	// only read or add a tenant do not.
+	Exclusive bool
+}
+
+// ErrLocked is returned when another process serves the same data
+// directory.
+var ErrLocked = errors.New("data-dir-locked")
+
+// Open builds the node; nothing listens until Run.
+func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	n = &Node{Config: cfg, Logger: o.Logger, Returns: gateway.NewSignal()}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if o.Exclusive {
+		if n.lock, err = lockDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	key, err := loadOrCreateKey(cfg.Path(cfg.Privacy.NIRKeyFile, "nir.key"))
+	if err != nil {
+		return nil, fmt.Errorf("NIR hashing key: %w", err)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Options{
+		Path: cfg.Path(cfg.Store.SQLite.Path, "oct.db"), NoGroupCommit: !*cfg.Store.SQLite.GroupCommit, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	n.Store = st
+	blobs, err := blobdir.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, fmt.Errorf("blobs: %w", err)
+	}
+	n.Blobs = blobs
+	router := o.Router
+	if router == nil {
+		repo, r, err := openRouting(ctx, cfg, time.Now)
+		if err != nil {
+			return nil, fmt.Errorf("routing: %w", err)
+		}
+		n.Referentials = repo
+		router = routerAdapter{r: r, now: time.Now}
+	}
+	n.Registry = prometheus.NewRegistry()
+	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g, err := gateway.New(gateway.Options{
+		Store: st, Blobs: blobs, NIRKey: key, Logger: o.Logger, Registry: n.Registry, Router: router, NodeID: cfg.NodeID,
+		Limits: gateway.Limits{
+			MaxFileBytes: int64(cfg.Limits.MaxFileBytes), MaxRecords: cfg.Limits.MaxRecords,
+			MaxErrors: cfg.Limits.MaxErrors, MaxConcurrent: cfg.Limits.MaxConcurrent,
+		},
+		Workers: gateway.WorkerOptions{
+			Concurrency: cfg.Workers.Concurrency, LeaseTTL: cfg.Workers.LeaseTTL,
+			PollEvery: cfg.Workers.PollEvery, MaxAttempts: cfg.Workers.MaxAttempts,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Gateway = g
+	extra := map[string]http.Handler{"GET /{$}": console.Handler(st, o.Logger)}
+	for k, h := range o.Extra {
+		extra[k] = h
+	}
+	n.API = api.New(api.Options{
+		Gateway: g, Store: st, Gatherer: n.Registry, Logger: o.Logger, MaxFileBytes: int64(cfg.Limits.MaxFileBytes),
+		RPS: cfg.Limits.RequestsPerSecond, Burst: cfg.Limits.Burst, LongPollMax: cfg.HTTP.LongPollMax,
+		OpenAPI: docs.OpenAPI, Extra: extra,
+	}, n.Returns)
+	return n, nil
+}
+
+// Listen opens the configured address (127.0.0.1:0 picks a free port).
+func (n *Node) Listen() (net.Listener, error) {
+	return net.Listen("tcp", n.Config.HTTP.Listen)
+}
+
+// Run serves HTTP on ln and runs the workers until ctx is done, then drains:
+// readiness goes down, in-flight requests finish (within the grace period),
+// workers stop, the store closes.
+func (n *Node) Run(ctx context.Context, ln net.Listener) error {
+	h := n.Config.HTTP
+	n.server = &http.Server{
+		Handler: n.API, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
+		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout, MaxHeaderBytes: int(h.MaxHeaderBytes),
+		ErrorLog: slog.NewLogLogger(n.Logger.Handler(), slog.LevelWarn),
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = n.Gateway.Run(workCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- n.server.Serve(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	n.Gateway.Drain()
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.ShutdownGrace)
+	if serr := n.server.Shutdown(shutCtx); serr != nil && err == nil {
+		err = serr
+	}
+	cancel()
+	stopWork()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases the store and the lock. Run must have returned.
+func (n *Node) Close() error {
+	var err error
+	if n.Store != nil {
+		err = n.Store.Close()
+	}
+	if n.lock != nil {
+		_ = syscall.Flock(int(n.lock.Fd()), syscall.LOCK_UN)
+		n.lock.Close()
+	}
+	return err
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: another oct process serves %s", ErrLocked, dir)
+	}
+	return f, nil
+}
+
+// loadOrCreateKey reads the NIR hashing key, creating 32 random bytes
+// (0600, fsync'd) on first start. Losing it would make stored hashes
+// unmatchable, so it is never rewritten.
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < 16 {
+			return nil, fmt.Errorf("%s: key shorter than 16 bytes", path)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.Close()
+	if err := os.Link(tmp, path); err != nil { // never replaces an existing key
+		os.Remove(tmp)
+		if errors.Is(err, os.ErrExist) {
+			return os.ReadFile(path)
+		}
+		return nil, err
+	}
+	os.Remove(tmp)
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return key, nil
+}
