@@ -315,3 +315,36 @@ func crashChild(path, round string) {
 	_ = s.Close()
 	os.Exit(0)
 }
+
+// TestMigrateFromV1 opens a database left at schema version 1 and checks
+// that Open brings it to the latest version and keeps its rows.
+func TestMigrateFromV1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "oct.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		migrations[0],
+		`INSERT INTO schema_version(version) VALUES (1)`,
+		`INSERT INTO files(id, tenant, sha256, state) VALUES ('F1', 'acme', 'abc', 'received')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s := openTest(t, Options{Path: path})
+	if f, err := s.File(ctx, "F1"); err != nil || f.Tenant != "acme" {
+		t.Fatalf("F1 after migration: %+v, %v", f, err)
+	}
+	var v, idx int
+	if err := s.rdb.QueryRow(`SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+		t.Fatalf("version %d (%v), want %d", v, err, len(migrations))
+	}
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'jobs_due_any'`).Scan(&idx); err != nil || idx != 1 {
+		t.Fatalf("migration 2 index: %d, %v", idx, err)
+	}
+}

@@ -33,6 +33,7 @@ func TestQueryPlans(t *testing.T) {
 		{"events of subject", `SELECT seq FROM events WHERE subject = ? ORDER BY seq`, []any{"lot:1"}, "events_subject"},
 		{"events after", `SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, []any{0, 10}, "INTEGER PRIMARY KEY"},
 		{"chain head", `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`, nil, ""},
+		{"lease any kind", `SELECT id FROM jobs WHERE done = 0 AND run_at <= ? AND until <= ? ORDER BY run_at, id LIMIT ?`, []any{1, 1, 10}, "jobs_due_any"},
 		{"lease", `SELECT id FROM jobs WHERE done = 0 AND run_at <= ? AND until <= ? AND kind IN (?,?) ORDER BY run_at, id LIMIT ?`, []any{1, 1, "a", "b", 10}, "jobs_due"},
 	}
 	for _, c := range cases {

@@ -183,6 +183,10 @@ CREATE TABLE jobs (
 ) WITHOUT ROWID;
 CREATE INDEX jobs_due ON jobs(kind, run_at) WHERE done = 0;
 `,
+	// 2: Lease of every kind (nil kinds) searches by run_at alone.
+	`
+CREATE INDEX jobs_due_any ON jobs(run_at) WHERE done = 0;
+`,
 }
 
 // migrate brings the schema of the database behind c to the latest version.

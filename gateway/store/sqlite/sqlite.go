@@ -283,8 +283,7 @@ func (s *Store) runBatch(batch []*request) {
 			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
-		w := &wtx{s: s, now: s.now().UTC()}
-		if err := r.fn(w); err != nil {
+		if err := s.apply(r); err != nil {
 			results[i] = err
 			if _, rerr := s.w.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
 				// The transaction itself is gone (I/O error, disk full...).
@@ -311,6 +310,18 @@ func (s *Store) runBatch(batch []*request) {
 		return
 	}
 	answer()
+}
+
+// apply runs one request's function; a panic in it fails that request
+// instead of killing the writer (which would leave every caller waiting).
+func (s *Store) apply(r *request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("write request panicked", "panic", fmt.Sprint(p))
+			err = fmt.Errorf("sqlite: write request panicked: %v", p)
+		}
+	}()
+	return r.fn(&wtx{s: s, now: s.now().UTC()})
 }
 
 // wtx is the writer's view of the transaction of one request.

@@ -35,6 +35,12 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, then *store.Change
 			out = existing
 			return nil
 		}
+		// The id must be new: CreateFile never updates another file.
+		if _, taken, err := w.currentState("files", f.ID); err != nil {
+			return err
+		} else if taken {
+			return fmt.Errorf("sqlite: create file %s: id taken: %w", f.ID, store.ErrDuplicate)
+		}
 		actor := ""
 		if then != nil {
 			actor = then.Actor

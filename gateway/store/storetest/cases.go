@@ -126,6 +126,13 @@ func testCreateFile(f *fx) {
 	bad.State = lifecycle.FileAccepted
 	_, _, err = f.s.CreateFile(f.ctx, bad, nil)
 	wantErr(t, "CreateFile in a non-initial state", err, lifecycle.ErrIllegal)
+	// An id already used by another file is a duplicate, never an update.
+	taken := newFile("F4", "acme", "other content", "")
+	_, _, err = f.s.CreateFile(f.ctx, taken, nil)
+	wantErr(t, "CreateFile with a taken id", err, store.ErrDuplicate)
+	if got, _ := f.s.File(f.ctx, "F4"); got.Tenant != "globex" || got.SHA256 != sum("file one") {
+		t.Errorf("CreateFile with a taken id changed the file: %+v", got)
+	}
 	noID := newFile("", "acme", "eight", "")
 	_, _, err = f.s.CreateFile(f.ctx, noID, nil)
 	wantErr(t, "CreateFile without id", err, store.ErrInvalid)
