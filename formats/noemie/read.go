@@ -26,12 +26,12 @@ func Read(r io.Reader, opt Options) (*File, error) {
 	p := &parser{opt: opt, f: &File{}, pay: -1, inv: -1, allZero: true}
 	p.col.Max = opt.MaxErrors
 	cr := &limitReader{r: r, max: opt.MaxBytes}
-	src := bufio.NewReaderSize(cr, 32<<10)
+	src := bufio.NewReaderSize(cr, 16<<10) // >= the longest prefixed line (4+9999+1)
 	p.df = &deframer{src: src, mode: opt.Framing, p: p}
 	if p.df.mode == FramingAuto {
 		p.df.mode = detectFraming(src)
 	}
-	p.br = bufio.NewReaderSize(p.df, 64<<10)
+	p.br = bufio.NewReaderSize(p.df, 16<<10) // >= the resynchronisation window (4096)
 	err := p.run()
 	if errors.Is(err, errLimit) {
 		p.errf(ErrLimitBytes, 0, "", "file larger than %d bytes: reading stopped", opt.MaxBytes)
@@ -53,8 +53,8 @@ func (l *limitReader) Read(b []byte) (int, error) {
 	if l.n > l.max {
 		return 0, errLimit
 	}
-	if rest := l.max + 1 - l.n; int64(len(b)) > rest {
-		b = b[:rest]
+	if rest := l.max - l.n; rest < int64(len(b))-1 { // no overflow when max is MaxInt64
+		b = b[:rest+1]
 	}
 	n, err := l.r.Read(b)
 	l.n += int64(n)
@@ -673,12 +673,12 @@ func (p *parser) typedOpen(e *Entity, ent []byte, rec int64) {
 	case E020:
 		p.mand, p.dest, p.pay = "", "", -1
 		if ent != nil {
-			p.mand = r020Number.String(ent)
+			p.mand = digitsOf(r020Number, ent)
 		}
 	case E040:
 		p.dest, p.pay = "", -1
 		if ent != nil {
-			p.dest = r040Number.String(ent)
+			p.dest = digitsOf(r040Number, ent)
 		}
 	case E070, E071:
 		p.pay = -1
@@ -699,7 +699,7 @@ func (p *parser) typedOpen(e *Entity, ent []byte, rec int64) {
 	case E081:
 		p.retType, p.place = "", ""
 		if ent != nil {
-			p.retType = r081Type.String(ent)
+			p.retType = digitsOf(r081Type, ent)
 			p.place = r081Place.String(ent)
 		}
 	case E102:
@@ -739,9 +739,9 @@ func (p *parser) typedDetail(e *Entity, ent []byte, rec int64) {
 	switch e {
 	case E103:
 		inv.NIR = r103NIR.String(ent)
-		inv.NIRKey = r103Key.String(ent)
-		inv.BirthDate = r103Birth.String(ent)
-		inv.BirthRank = r103BirthRank.String(ent)
+		inv.NIRKey = digitsOf(r103Key, ent)
+		inv.BirthDate = digitsOf(r103Birth, ent)
+		inv.BirthRank = digitsOf(r103BirthRank, ent)
 	case E198, E199:
 		part := Part{State: rPartState.Bytes(ent)[0]}
 		part.Requested, _ = rPartRequested.Int(ent)
@@ -754,7 +754,7 @@ func (p *parser) typedDetail(e *Entity, ent []byte, rec int64) {
 		if e == E198 {
 			inv.AMO = part
 		} else {
-			part.AMCNumber = r199AMC.String(ent)
+			part.AMCNumber = digitsOf(r199AMC, ent)
 			inv.AMC = part
 		}
 	case E290:
@@ -815,4 +815,13 @@ func cents(v int64) string {
 		s = "-" + s
 	}
 	return s
+}
+
+// digitsOf returns a numeric field as written, or "" when it is blank (an
+// absent optional value).
+func digitsOf(r fixed.Ref, ent []byte) string {
+	if r.IsBlank(ent) {
+		return ""
+	}
+	return r.String(ent)
 }
