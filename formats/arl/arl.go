@@ -46,23 +46,23 @@ var Codes = []fixed.Code{ErrRecordLength, ErrRecordType, ErrRecordOrder, ErrHead
 
 // ARL is the acknowledgement of one lot.
 type ARL struct {
-	Header    envelope.Info // 000 of the ARL file: sender = the acknowledging insurer
-	Emitter   string        // émetteur of the acknowledged lot (000 sender number of its file)
-	FileID    string        // file identifier of the acknowledged file
-	LotNumber int
-	LotDate   fixed.Day
-	Positive  bool
-	Reasons   []Reason
-	Received  fixed.Day // day the insurer received the file
-	Record    int64     // record number of the ARL in its file (0 when built, not read)
+	Header    envelope.Info `json:"header"`  // 000 of the ARL file: sender = the acknowledging insurer
+	Emitter   string        `json:"emitter"` // émetteur of the acknowledged lot (000 sender number of its file)
+	FileID    string        `json:"file_id"` // file identifier of the acknowledged file
+	LotNumber int           `json:"lot_number"`
+	LotDate   fixed.Day     `json:"lot_date"`
+	Positive  bool          `json:"positive"`
+	Reasons   []Reason      `json:"reasons,omitempty"`
+	Received  fixed.Day     `json:"received"` // day the insurer received the file
+	Record    int64         `json:"record"`   // record number of the ARL in its file (0 when built, not read)
 }
 
 // Reason is one cause given by the insurer (on a negative ARL; a positive
 // ARL may carry informative reasons).
 type Reason struct {
-	Code   string
-	Label  string
-	Record int64 // record of the acknowledged file at fault; 0 for the file or lot as a whole
+	Code   string `json:"code"`
+	Label  string `json:"label"`
+	Record int64  `json:"record"` // record of the acknowledged file at fault; 0 for the file or lot as a whole
 }
 
 // Options bounds a decode. Zero values take the defaults.
@@ -94,16 +94,16 @@ func (o Options) withDefaults() Options {
 
 // File is the result of decoding one ARL file.
 type File struct {
-	Layout  string // Name of the decoder used
-	Header  envelope.Info
-	ARLs    []ARL
-	Valid   bool
-	Errors  []fixed.Error
-	Dropped int64
-	Records int64 // physical records read
+	Layout  string        `json:"layout"` // Name of the decoder used
+	Header  envelope.Info `json:"header"`
+	ARLs    []ARL         `json:"arls"`
+	Valid   bool          `json:"valid"`
+	Errors  []fixed.Error `json:"errors"`
+	Dropped int64         `json:"dropped,omitempty"`
+	Records int64         `json:"records"` // physical records read
 	// LineBreaks is the physical form (records followed by CR LF), for
 	// WriteWith.
-	LineBreaks bool
+	LineBreaks bool `json:"line_breaks"`
 }
 
 // Decoder is one ARL layout.

@@ -92,8 +92,8 @@ func (l *limitReader) Read(b []byte) (int, error) {
 	if l.n > l.max {
 		return 0, errLimit
 	}
-	if rest := l.max + 1 - l.n; int64(len(b)) > rest {
-		b = b[:rest]
+	if rest := l.max - l.n; rest < int64(len(b))-1 { // no overflow when max is MaxInt64
+		b = b[:rest+1]
 	}
 	n, err := l.r.Read(b)
 	l.n += int64(n)
