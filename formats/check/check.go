@@ -102,6 +102,10 @@ func validatorFor(format string) validatorFunc {
 	switch format {
 	case FormatB2:
 		return validateB2
+	case FormatNOEMIE:
+		return validateNOEMIE
+	case FormatARL:
+		return validateARL
 	// REGISTER: the NOEMIE/ARL owner adds
 	//   case FormatNOEMIE: return validateNOEMIE
 	//   case FormatARL:    return validateARL
