@@ -23,7 +23,7 @@ func startServe(t *testing.T, bin, dir string, port int) *testenv.Proc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	return testenv.Start(t, testenv.Spec{
-		Name: "oct serve", Path: bin, Args: []string{"serve", "--data", dir, "--listen", addr},
+		Name: "oct serve", Path: bin, Args: []string{"serve", "--data", dir, "--listen", addr, "--sftp-listen", "127.0.0.1:0"},
 		Ready: func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
 			resp, err := http.DefaultClient.Do(req)

@@ -9,7 +9,7 @@ import (
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, sftpListen string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway (API, console, pipeline); no configuration needed",
@@ -24,6 +24,9 @@ readiness goes down, in-flight uploads finish, workers stop.`,
 			if listen != "" {
 				cfg.HTTP.Listen = listen
 			}
+			if cmd.Flags().Changed("sftp-listen") {
+				cfg.SFTP.Listen = sftpListen
+			}
 			log := newLogger(cfg)
 			ctx := cmd.Context()
 			n, err := node.Open(ctx, cfg, node.Options{Logger: log, Exclusive: true})
@@ -37,9 +40,16 @@ readiness goes down, in-flight uploads finish, workers stop.`,
 			}
 			log.Info("oct serving", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "node", cfg.NodeID)
 			fmt.Fprintf(cmd.ErrOrStderr(), "OCT listening on http://%s (console at /, API under /v1)\n", ln.Addr())
+			if a := n.SFTPAddr(); a != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "SFTP intake on %s\n", a)
+			}
+			if a := n.SMTPAddr(); a != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "SMTP intake on %s\n", a)
+			}
 			return n.Run(ctx, ln)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (overrides http.listen)")
+	cmd.Flags().StringVar(&sftpListen, "sftp-listen", "", "SFTP intake address (overrides sftp.listen; \"\" disables)")
 	return cmd
 }

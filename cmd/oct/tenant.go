@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,6 +63,32 @@ func tenantCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list)
+	addKey := &cobra.Command{
+		Use:   "add-key NAME AUTHORIZED_KEYS_FILE",
+		Short: "Allow SSH public keys (authorized_keys lines) for a tenant's SFTP access; several keys allow rotation",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(cmd.Context(), cfg, node.Options{})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			added, err := gateway.AddSSHKeys(cmd.Context(), n.Store, args[0], data, "cli")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d key(s) added to tenant %s\n", added, args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(add, addKey, list)
 	return cmd
 }

@@ -33,6 +33,26 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Routing Routing `yaml:"routing"`
 	Refs    Refs    `yaml:"referentials"`
+	SFTP    SFTP    `yaml:"sftp"`
+	SMTP    SMTP    `yaml:"smtp"`
+}
+
+// SFTP is the vendors' SFTP intake.
+type SFTP struct {
+	Listen         string `yaml:"listen"` // "" disables
+	FilesPerMinute int    `yaml:"files_per_minute"`
+	MaxSessions    int    `yaml:"max_sessions"`
+	DiskQuota      Size   `yaml:"disk_quota"`
+}
+
+// SMTP is the IRIS/B2 mail intake (STARTTLS required before AUTH).
+type SMTP struct {
+	Listen        string `yaml:"listen"` // "" disables
+	Domain        string `yaml:"domain"`
+	CertFile      string `yaml:"cert_file"`
+	KeyFile       string `yaml:"key_file"`
+	SMIMECertFile string `yaml:"smime_cert_file"`
+	SMIMEKeyFile  string `yaml:"smime_key_file"`
 }
 
 // Routing points to the rule tree.
@@ -197,6 +217,13 @@ func (c *Config) fill() {
 	defd(&c.Workers.PollEvery, 200*time.Millisecond)
 	defi(&c.Workers.MaxAttempts, 10)
 	def(&c.Refs.AMODomain, "rss.fr")
+	def(&c.SFTP.Listen, "127.0.0.1:2222")
+	defi(&c.SFTP.FilesPerMinute, 120)
+	defi(&c.SFTP.MaxSessions, 4)
+	if c.SFTP.DiskQuota == 0 {
+		c.SFTP.DiskQuota = 1 << 30
+	}
+	def(&c.SMTP.Domain, "localhost")
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
 }
@@ -234,6 +261,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers.Concurrency < 1 || c.Workers.Concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("workers.concurrency: %d is not within 1..1024", c.Workers.Concurrency))
+	}
+	if c.SMTP.Listen != "" && (c.SMTP.CertFile == "" || c.SMTP.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("smtp.listen is set: smtp.cert_file and smtp.key_file are required (STARTTLS is mandatory)"))
+	}
+	if (c.SMTP.SMIMECertFile == "") != (c.SMTP.SMIMEKeyFile == "") {
+		errs = append(errs, fmt.Errorf("smtp.smime_cert_file and smtp.smime_key_file go together"))
 	}
 	return errors.Join(errs...)
 }

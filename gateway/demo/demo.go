@@ -110,6 +110,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	cfg.Limits.RequestsPerSecond, cfg.Limits.Burst = 5000, 5000
 	cfg.Workers.PollEvery = 50 * time.Millisecond
 	cfg.Refs.SeedDemo = true
+	cfg.SFTP.Listen = "127.0.0.1:0"
 	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra})
 	if err != nil {
 		return Summary{}, err
@@ -125,7 +126,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	go func() { nodeDone <- n.Run(runCtx, ln) }()
 	defer func() { stopNode(); <-nodeDone }()
 
-	fmt.Fprintf(o.Progress, "OCT demo: data in %s, console at %s/\n", dir, base)
+	fmt.Fprintf(o.Progress, "OCT demo: data in %s, console at %s/, SFTP intake on %s\n", dir, base, n.SFTPAddr())
 	fmt.Fprintf(o.Progress, "%d vendors push %d B2 files of %d invoices (%.0f%% with one injected fault)\n",
 		o.Vendors, o.Files, o.Invoices, o.FaultRate*100)
 

@@ -33,6 +33,7 @@ func benchIntake(b *testing.B, group bool, clients int) {
 	cfg := config.Defaults()
 	cfg.DataDir = b.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SFTP.Listen = ""
 	cfg.Store.SQLite.GroupCommit = &group
 	cfg.Limits.RequestsPerSecond, cfg.Limits.Burst = 1e6, 1e6
 	cfg.Workers.Concurrency = 1 // intake is what is measured; the pipeline trails behind

@@ -26,6 +26,7 @@ import (
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/console"
 	"github.com/octgw/oct/gateway/intake/api"
+	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/blobdir"
 	"github.com/octgw/oct/gateway/store/sqlite"
@@ -46,8 +47,12 @@ type Node struct {
 	// caller brought its own Router).
 	Referentials *referentials.Repo
 
+	// Folders are the tenants' SFTP folders (inbox, outbox, returns...).
+	Folders *mailbox.Folders
+
 	server *http.Server
 	lock   *os.File
+	ch     channels
 }
 
 // Options are what the caller brings besides the configuration.
@@ -135,6 +140,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		RPS: cfg.Limits.RequestsPerSecond, Burst: cfg.Limits.Burst, LongPollMax: cfg.HTTP.LongPollMax,
 		OpenAPI: docs.OpenAPI, Extra: extra,
 	}, n.Returns)
+	if o.Exclusive { // only a serving node opens the channel listeners
+		if err := n.openChannels(); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -160,6 +170,8 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 		defer wg.Done()
 		_ = n.Gateway.Run(workCtx)
 	}()
+	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
+	waitChannels := n.serveChannels(chanCtx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.server.Serve(ln) }()
 
@@ -169,11 +181,13 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	case err = <-serveErr:
 	}
 	n.Gateway.Drain()
+	stopChannels()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.ShutdownGrace)
 	if serr := n.server.Shutdown(shutCtx); serr != nil && err == nil {
 		err = serr
 	}
 	cancel()
+	waitChannels()
 	stopWork()
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
@@ -185,6 +199,11 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 // Close releases the store and the lock. Run must have returned.
 func (n *Node) Close() error {
 	var err error
+	for _, ln := range []net.Listener{n.ch.sftpLn, n.ch.smtpLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 	if n.Store != nil {
 		err = n.Store.Close()
 	}

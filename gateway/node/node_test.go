@@ -28,6 +28,7 @@ func startNode(t *testing.T, mod func(*config.Config)) *testNode {
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SFTP.Listen = "127.0.0.1:0"
 	cfg.Workers.PollEvery = 20 * time.Millisecond
 	if mod != nil {
 		mod(&cfg)
