@@ -72,6 +72,9 @@ type compiled struct {
 	spans [][2]int // 0-based half-open
 	dates []fixed.Ref
 	owner [RecordLength]int16 // index in L.Refs(), -1 for none
+	// dmask/dwant: for each 8-byte word of the record, the high-nibble mask
+	// of the digit columns and the value it must have (0x3 per digit).
+	dmask, dwant [RecordLength / 8]uint64
 }
 
 func compile(l *fixed.Layout) *compiled {
@@ -90,6 +93,12 @@ func compile(l *fixed.Layout) *compiled {
 		}
 		if r.Kind == fixed.Date {
 			c.dates = append(c.dates, r)
+		}
+	}
+	for i, d := range digit {
+		if d {
+			c.dmask[i/8] |= 0xF0 << (8 * (i % 8))
+			c.dwant[i/8] |= 0x30 << (8 * (i % 8))
 		}
 	}
 	for i := 0; i < RecordLength; {
@@ -113,6 +122,37 @@ func (c *compiled) fieldName(i int) string {
 		return ""
 	}
 	return c.L.Refs()[c.owner[i]].Name
+}
+
+// scan checks a 128-byte record 8 bytes at a time: every byte in the B2
+// charset (blank, 0-9, A-Z), and every digit column a digit. It returns
+// false when anything is wrong; the caller then finds out what byte by byte.
+func (c *compiled) scan(data []byte) bool {
+	_ = data[RecordLength-1]
+	var bad uint64
+	for i := 0; i < RecordLength/8; i++ {
+		x := binary.LittleEndian.Uint64(data[i*8:])
+		bad |= notCharsetSWAR(x) | (x&c.dmask[i])^c.dwant[i]
+	}
+	return bad == 0
+}
+
+// notCharsetSWAR returns a word with the high bit of every byte of x that
+// is not blank, a digit or an upper-case letter (and only those bits).
+func notCharsetSWAR(x uint64) uint64 {
+	const h = 0x8080808080808080
+	y := x &^ h // bytes >= 0x80 are flagged by x&h below
+	// For bytes <= 0x7F, y + (0x80-n) has its high bit set when the byte is
+	// >= n, and y + (0x7F-n) when it is > n; these sums never carry into the
+	// next byte.
+	ge30 := y + 0x5050505050505050
+	gt39 := y + 0x4646464646464646
+	ge41 := y + 0x3F3F3F3F3F3F3F3F
+	gt5A := y + 0x2525252525252525
+	ge20 := y + 0x6060606060606060
+	gt20 := y + 0x5F5F5F5F5F5F5F5F
+	ok := ge30&^gt39 | ge41&^gt5A | ge20&^gt20
+	return (x | ^ok) & h
 }
 
 // allDigitsSWAR reports whether b holds only '0'..'9', given that every byte

@@ -94,8 +94,10 @@ type Reader struct {
 	lines    bool
 	framing  Framing
 	seenTerm bool
-	cur      Record
-	curStart int // buffer index of cur.Data
+	// The current record, kept as indexes (storing the Record itself costs
+	// more than the rest of Next).
+	curStart, curLen, curTerm int
+	curNum, curOff            int64
 }
 
 // NewReader returns a Reader over src.
@@ -174,7 +176,9 @@ func indexTerm(b []byte) int {
 // Next returns the next record, io.EOF at the end of the stream, the
 // stream's error, or ErrLineTooLong.
 func (r *Reader) Next() (Record, error) {
-	r.fill(lineProbe + maxTerm)
+	if r.w-r.r < lineProbe+maxTerm {
+		r.fill(lineProbe + maxTerm)
+	}
 	if r.r == r.w {
 		if r.err == io.EOF {
 			return Record{}, io.EOF
@@ -199,9 +203,8 @@ func (r *Reader) Next() (Record, error) {
 			end++
 		}
 		r.r = end
-		r.cur = Record{Data: r.buf[start:start], Term: r.buf[start:end], Offset: off}
-		r.curStart = start
-		return r.cur, nil
+		r.setCur(start, 0, end-start, 0, off)
+		return Record{Data: r.buf[start:start], Term: r.buf[start:end], Offset: off}, nil
 	}
 	var end int
 	if r.lines {
@@ -240,8 +243,7 @@ func (r *Reader) Next() (Record, error) {
 		t++
 	}
 	r.r = t
-	r.cur = Record{Data: r.buf[start:end], Term: r.buf[end:t], Num: r.num, Offset: off}
-	r.curStart = start
+	r.setCur(start, end-start, t-end, r.num, off)
 	if !r.seenTerm && t > end {
 		r.seenTerm = true
 		switch {
@@ -251,7 +253,16 @@ func (r *Reader) Next() (Record, error) {
 			r.framing = FramingLF
 		}
 	}
-	return r.cur, nil
+	return Record{Data: r.buf[start:end], Term: r.buf[end:t], Num: r.num, Offset: off}, nil
+}
+
+func (r *Reader) setCur(start, n, term int, num, off int64) {
+	r.curStart, r.curLen, r.curTerm, r.curNum, r.curOff = start, n, term, num, off
+}
+
+func (r *Reader) cur() Record {
+	s, e := r.curStart, r.curStart+r.curLen
+	return Record{Data: r.buf[s:e], Term: r.buf[e : e+r.curTerm], Num: r.curNum, Offset: r.curOff}
 }
 
 // Realign is for back-to-back files after a record that does not look like
@@ -264,8 +275,8 @@ func (r *Reader) Next() (Record, error) {
 //
 // isStart is given at least min(128, bytes left) bytes.
 func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) {
-	if r.lines || len(r.cur.Data) == 0 {
-		return r.cur, false
+	if r.lines || r.curLen == 0 {
+		return r.cur(), false
 	}
 	if limit > bufSize-RecordLength {
 		limit = bufSize - RecordLength
@@ -276,6 +287,7 @@ func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) 
 	r.r = r.curStart
 	r.fill(limit + RecordLength)
 	start := r.r
+	r.curStart = start
 	found := -1
 	for p := 1; p <= limit && start+p < r.w; p++ {
 		c := r.buf[start+p]
@@ -291,21 +303,16 @@ func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) 
 			break
 		}
 	}
-	if found < 0 || found == len(r.cur.Data)+len(r.cur.Term) {
+	if found < 0 || found == r.curLen+r.curTerm {
 		r.r = start + rewind
-		r.cur.Data = r.buf[start : start+len(r.cur.Data)]
-		r.cur.Term = r.buf[start+len(r.cur.Data) : start+rewind]
-		r.curStart = start
-		return r.cur, found >= 0
+		return r.cur(), found >= 0
 	}
 	end := start + found
 	d := end
 	for d > start && isTerm(r.buf[d-1]) {
 		d--
 	}
-	r.cur.Data = r.buf[start:d]
-	r.cur.Term = r.buf[d:end]
-	r.curStart = start
+	r.curLen, r.curTerm = d-start, end-d
 	r.r = end
-	return r.cur, true
+	return r.cur(), true
 }

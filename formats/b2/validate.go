@@ -471,30 +471,10 @@ func isNoemieNorm(b []byte) bool {
 // against its layout. It returns false when a Numeric/Amount/Date field is
 // unreadable (so sums and comparisons are not trusted).
 func (s *state) fields(c *compiled, data []byte, num int64) bool {
-	var bad byte
-	for _, x := range data {
-		bad |= notCharset[x]
+	if !c.scan(data) {
+		return s.fieldsSlow(c, data, num)
 	}
 	ok := true
-	if bad != 0 {
-		s.charset(c, data, num)
-		ok = false
-	}
-	for _, sp := range c.spans {
-		var good bool
-		if bad == 0 {
-			good = allDigitsSWAR(data[sp[0]:sp[1]])
-		} else {
-			good = fixed.AllDigits(data[sp[0]:sp[1]])
-		}
-		if !good {
-			s.numeric(c, data, num, sp)
-			ok = false
-		}
-	}
-	if !ok {
-		return false
-	}
 	for _, r := range c.dates {
 		if _, dok := r.Date(data); !dok {
 			s.addf(ErrDate, num, r.Name, "%q is not a date (YYMMDD)", r.Bytes(data))
@@ -502,6 +482,32 @@ func (s *state) fields(c *compiled, data []byte, num int64) bool {
 		}
 	}
 	return ok
+}
+
+// fieldsSlow finds and reports what scan refused.
+func (s *state) fieldsSlow(c *compiled, data []byte, num int64) bool {
+	var bad byte
+	for _, x := range data {
+		bad |= notCharset[x]
+	}
+	if bad != 0 {
+		s.charset(c, data, num)
+	}
+	digitsOK := true
+	for _, sp := range c.spans {
+		if !fixed.AllDigits(data[sp[0]:sp[1]]) {
+			s.numeric(c, data, num, sp)
+			digitsOK = false
+		}
+	}
+	if digitsOK {
+		for _, r := range c.dates {
+			if _, dok := r.Date(data); !dok {
+				s.addf(ErrDate, num, r.Name, "%q is not a date (YYMMDD)", r.Bytes(data))
+			}
+		}
+	}
+	return false
 }
 
 // notCharset is 1 for bytes outside the B2 character set.
