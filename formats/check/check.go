@@ -106,11 +106,11 @@ func validatorFor(format string) validatorFunc {
 		return validateNOEMIE
 	case FormatARL:
 		return validateARL
-	// REGISTER: the NOEMIE/ARL owner adds
-	//   case FormatNOEMIE: return validateNOEMIE
-	//   case FormatARL:    return validateARL
-	// with functions of type validatorFunc (in their own file of this
-	// package), and a case in TestEveryFormat... (check_test.go).
+		// REGISTER: the NOEMIE/ARL owner adds
+		//   case FormatNOEMIE: return validateNOEMIE
+		//   case FormatARL:    return validateARL
+		// with functions of type validatorFunc (in their own file of this
+		// package), and a case in TestEveryFormat... (check_test.go).
 	}
 	return nil
 }
