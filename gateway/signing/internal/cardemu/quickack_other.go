@@ -1,0 +1,7 @@
+//go:build !linux
+
+package cardemu
+
+import "net"
+
+func quickAck(net.Conn) {}
