@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,29 @@ func TestErrorCodes(t *testing.T) {
 	for _, c := range Codes {
 		if !seen[c] {
 			t.Errorf("code %s has no test", c)
+		}
+	}
+}
+
+// TestLayouts: each OCT-ARL v1 record type covers its 128 bytes exactly,
+// at the positions docs/formats/arl.md gives.
+func TestLayouts(t *testing.T) {
+	want := map[*fixed.Layout]string{
+		Lot:          "type 1 3, emitter 4 14, file_id 18 6, lot 24 3, lot_date 27 6, status 33 1, received 34 6, reasons 40 3, filler 43 86",
+		ReasonLayout: "type 1 3, seq 4 3, code 7 20, record 27 8, label 35 80, filler 115 14",
+	}
+	for l, w := range want {
+		var parts []string
+		next := 1
+		for _, f := range l.Fields() {
+			if f.Pos != next {
+				t.Errorf("%s: gap before %s", l.Name, f.Name)
+			}
+			next = f.Pos + f.Len
+			parts = append(parts, f.Name+" "+strconv.Itoa(f.Pos)+" "+strconv.Itoa(f.Len))
+		}
+		if next != RecordLen+1 || strings.Join(parts, ", ") != w {
+			t.Errorf("%s: %s", l.Name, strings.Join(parts, ", "))
 		}
 	}
 }

@@ -825,3 +825,17 @@ func digitsOf(r fixed.Ref, ent []byte) string {
 	}
 	return r.String(ent)
 }
+
+// Detect reports whether head, the first bytes of a file, starts like a
+// NOEMIE 580 file: a 000 header with norm 580, optionally behind a 4-digit
+// line-length prefix ("0128000…") and line breaks.
+func Detect(head []byte) bool {
+	head = bytes.TrimLeft(head, "\r\n")
+	if len(head) >= 7 && fixed.AllDigits(head[:4]) && string(head[4:7]) == "000" {
+		head = head[4:]
+	}
+	if len(head) < 65 || string(head[:3]) != "000" {
+		return false
+	}
+	return envelope.HNorm.String(head) == Norm
+}

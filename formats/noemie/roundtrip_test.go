@@ -3,6 +3,7 @@ package noemie
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +74,40 @@ func TestRoundTripTypedAndBytes(t *testing.T) {
 		if !bytes.Equal(again.Bytes(), buf.Bytes()) {
 			t.Errorf("%+v: write(read(b)) != b\n%s\n%s", form, again.Bytes(), buf.Bytes())
 		}
+	}
+}
+
+// TestWriteRefuses: values that cannot be written as given are errors,
+// never truncated or silently reshaped.
+func TestWriteRefuses(t *testing.T) {
+	cases := map[string]func(b []PaymentBatch){
+		"short mandataire":  func(b []PaymentBatch) { b[0].Payment.Mandataire = "123" },
+		"label too long":    func(b []PaymentBatch) { b[0].Payment.Ref = strings.Repeat("X", 33) },
+		"at sign in label":  func(b []PaymentBatch) { b[0].Payment.Label2 = "A@B" },
+		"accent":            func(b []PaymentBatch) { b[0].Payment.Payer = "CAF\xc9" },
+		"trailing blank":    func(b []PaymentBatch) { b[0].Invoices[0].Number = "12 " },
+		"return type":       func(b []PaymentBatch) { b[0].Invoices[0].ReturnType = "1" },
+		"lot number":        func(b []PaymentBatch) { b[0].Invoices[0].LotNumber = 1000 },
+		"negative request":  func(b []PaymentBatch) { b[0].Invoices[0].AMO.Requested = -1 },
+		"paid too large":    func(b []PaymentBatch) { b[0].Invoices[0].AMO.Paid = 1e8 },
+		"AMC number on AMO": func(b []PaymentBatch) { b[0].Invoices[0].AMO.AMCNumber = "0000000001" },
+		"reject entity":     func(b []PaymentBatch) { b[0].Invoices[1].Rejects[0].Entity = "291" },
+		"290 with level A": func(b []PaymentBatch) {
+			b[1].Invoices[0].Rejects[0].Level = 'A'
+		},
+		"290 line": func(b []PaymentBatch) { b[1].Invoices[0].Rejects[0].Line = 100 },
+		"state":    func(b []PaymentBatch) { b[0].Invoices[0].AMO.State = 0xff },
+	}
+	for name, mutate := range cases {
+		b := sampleBatches()
+		mutate(b)
+		if err := Write(&bytes.Buffer{}, sampleHeader, b, WriteOptions{}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	h := sampleHeader
+	h.Message = "CAF\xc9"
+	if err := Write(&bytes.Buffer{}, h, sampleBatches(), WriteOptions{}); err == nil {
+		t.Error("header accent accepted")
 	}
 }
