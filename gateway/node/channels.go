@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/octgw/oct/gateway"
-	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/intake/sftp"
 	"github.com/octgw/oct/gateway/intake/smtp"
 	"github.com/octgw/oct/gateway/store"
@@ -73,20 +71,15 @@ func (a tokenAuth) CheckPassword(ctx context.Context, user, pass string) (string
 
 // channels are the intake servers besides HTTP.
 type channels struct {
-	folders *mailbox.Folders
-	sftp    *sftp.Server
-	sftpLn  net.Listener
-	smtp    *smtp.Server
-	smtpLn  net.Listener
+	sftp   *sftp.Server
+	sftpLn net.Listener
+	smtp   *smtp.Server
+	smtpLn net.Listener
 }
 
 func (n *Node) openChannels() error {
 	cfg := n.Config
-	folders, err := mailbox.New(filepath.Join(cfg.DataDir, "tenants"))
-	if err != nil {
-		return fmt.Errorf("tenant folders: %w", err)
-	}
-	n.Folders = folders
+	folders := n.Folders
 	if cfg.SFTP.Listen != "" {
 		hk, err := sftp.LoadOrCreateHostKey(cfg.DataDir)
 		if err != nil {

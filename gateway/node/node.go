@@ -105,9 +105,12 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		return nil, fmt.Errorf("blobs: %w", err)
 	}
 	n.Blobs = blobs
+	if n.Folders, err = mailbox.New(filepath.Join(cfg.DataDir, "tenants")); err != nil {
+		return nil, fmt.Errorf("tenant folders: %w", err)
+	}
 	router := o.Router
 	if router == nil {
-		repo, r, err := openRouting(ctx, cfg, time.Now)
+		repo, r, err := openRouting(ctx, cfg, time.Now, tenantPublisher{st: st, folders: n.Folders, log: o.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("routing: %w", err)
 		}
@@ -138,7 +141,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	n.API = api.New(api.Options{
 		Gateway: g, Store: st, Gatherer: n.Registry, Logger: o.Logger, MaxFileBytes: int64(cfg.Limits.MaxFileBytes),
 		RPS: cfg.Limits.RequestsPerSecond, Burst: cfg.Limits.Burst, LongPollMax: cfg.HTTP.LongPollMax,
-		OpenAPI: docs.OpenAPI, Extra: extra,
+		OpenAPI: docs.OpenAPI, Extra: extra, Referentials: changesOf(n.Referentials),
 	}, n.Returns)
 	if o.Exclusive { // only a serving node opens the channel listeners
 		if err := n.openChannels(); err != nil {

@@ -1,27 +1,32 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
+	"github.com/octgw/oct/gateway/intake/api"
+	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/referentials"
 	"github.com/octgw/oct/routing"
 )
 
 // openRouting opens the referential repository (importing the demo set when
 // asked and empty) and builds the rule tree.
-func openRouting(ctx context.Context, cfg config.Config, now func() time.Time) (*referentials.Repo, *routing.Router, error) {
+func openRouting(ctx context.Context, cfg config.Config, now func() time.Time, pub referentials.Publisher) (*referentials.Repo, *routing.Router, error) {
 	ds, err := referentials.NewDirStore(cfg.Path(cfg.Refs.Dir, "referentials"))
 	if err != nil {
 		return nil, nil, err
 	}
-	repo, err := referentials.Open(ctx, referentials.Config{Store: ds, Now: now, Domain: cfg.Refs.AMODomain})
+	repo, err := referentials.Open(ctx, referentials.Config{Store: ds, Now: now, Domain: cfg.Refs.AMODomain, Publisher: pub})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,4 +88,49 @@ func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gatewa
 		Version:     fmt.Sprintf("%d", d.Version),
 		Reason:      d.Reason.String(),
 	}, nil
+}
+
+// tenantPublisher drops the AMC part of every new referential version, as
+// a JSON-lines diff, into each tenant's SFTP referentials/ folder, so
+// practice software stays current.
+type tenantPublisher struct {
+	st      store.Store
+	folders *mailbox.Folders
+	log     *slog.Logger
+}
+
+func (p tenantPublisher) Publish(ctx context.Context, d referentials.Diff) error {
+	d = d.Only(referentials.TableAMC, referentials.TableConventions)
+	if len(d.Changes) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := referentials.WriteDiffJSONL(&buf, d); err != nil {
+		return err
+	}
+	ts, err := p.st.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range ts {
+		if t.Disabled {
+			continue
+		}
+		if err := p.folders.Deliver(ctx, t.ID, mailbox.Referentials, referentials.DiffFileName(d), buf.Bytes()); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+		}
+	}
+	if len(errs) > 0 {
+		p.log.Warn("referential diff not delivered to every tenant", "failed", len(errs))
+	}
+	return errors.Join(errs...)
+}
+
+// changesOf avoids a typed nil in the API's interface.
+func changesOf(r *referentials.Repo) api.Changes {
+	if r == nil {
+		return nil
+	}
+	return r
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
+	"github.com/octgw/oct/referentials"
 )
 
 // Intaker is the one gateway call the API needs to take a file in.
@@ -47,7 +48,13 @@ type Options struct {
 	LongPollMax  time.Duration
 	OpenAPI      []byte                  // served at /v1/openapi.yaml
 	Extra        map[string]http.Handler // more routes ("GET /", console...), registered as given
+	Referentials Changes                 // AMC referential changes feed; nil = 404
 	Now          func() time.Time
+}
+
+// Changes gives the referential changes since a version.
+type Changes interface {
+	Changes(ctx context.Context, sinceVersion uint64) (referentials.Diff, error)
 }
 
 // API is the http.Handler.
@@ -94,6 +101,7 @@ func New(o Options, sig *gateway.Signal) *API {
 	a.handle("GET /v1/lots", a.tenantOnly(a.listLots))
 	a.handle("GET /v1/lots/{id}", a.tenantOnly(a.getLot))
 	a.handle("GET /v1/returns", a.tenantOnly(a.listReturns))
+	a.handle("GET /v1/referentials/amc/changes", a.tenantOnly(a.amcChanges))
 	a.handle("GET /v1/openapi.yaml", http.HandlerFunc(a.openapi))
 	a.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -480,6 +488,37 @@ func (a *API) listReturns(w http.ResponseWriter, r *http.Request, tenant string)
 		}
 		poll.Stop()
 	}
+}
+
+// ---- referentials
+
+// amcChanges is the feed practice software polls to keep its AMC tables
+// current: every AMC and convention entry added, removed or changed since a
+// version, and the version to ask from next time.
+func (a *API) amcChanges(w http.ResponseWriter, r *http.Request, _ string) {
+	if a.o.Referentials == nil {
+		writeError(w, http.StatusNotFound, "not-found", "no referential on this node")
+		return
+	}
+	var since uint64
+	if s := r.URL.Query().Get("since"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad-parameter", "since: a referential version number")
+			return
+		}
+		since = v
+	}
+	d, err := a.o.Referentials.Changes(r.Context(), since)
+	if errors.Is(err, referentials.ErrVersionNotFound) {
+		writeError(w, http.StatusNotFound, "version-not-found", fmt.Sprintf("no referential version %d", since))
+		return
+	} else if err != nil {
+		a.o.Logger.Warn("referential changes failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "referential unavailable, retry later")
+		return
+	}
+	writeJSON(w, http.StatusOK, d.Only(referentials.TableAMC, referentials.TableConventions))
 }
 
 // ---- probes and documents
