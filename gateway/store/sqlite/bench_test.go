@@ -47,6 +47,9 @@ func BenchmarkCreateFile(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+			if st := s.Stats(); st.Batches > 0 {
+				b.ReportMetric(float64(st.Requests)/float64(st.Batches), "files/commit")
+			}
 		})
 	}
 }

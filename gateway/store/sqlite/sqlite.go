@@ -61,7 +61,10 @@ type Store struct {
 	wdb   *sql.DB
 	w     *sql.Conn
 	stmts map[string]*sql.Stmt // writer goroutine only
+	head  chainHead            // writer goroutine only
 	rdb   *sql.DB
+
+	batches, requests atomic.Int64
 
 	reqs      chan *request
 	quit      chan struct{}
@@ -72,6 +75,26 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// chainHead is the last event of the log as the writer's transaction sees
+// it, loaded once per batch and restored when a request rolls back.
+type chainHead struct {
+	ok   bool
+	seq  int64
+	hash string
+}
+
+// Stats are counters of the writer since Open.
+type Stats struct {
+	Batches  int64 // transactions committed or attempted
+	Requests int64 // requests applied in them
+}
+
+// Stats returns the writer's counters; Requests/Batches is the mean batch
+// size of group commit.
+func (s *Store) Stats() Stats {
+	return Stats{Batches: s.batches.Load(), Requests: s.requests.Load()}
+}
 
 // request is one write waiting for the writer goroutine.
 type request struct {
@@ -258,6 +281,7 @@ func (s *Store) runBatch(batch []*request) {
 	}
 	failAll := func(err error) {
 		_, _ = s.w.ExecContext(ctx, "ROLLBACK")
+		s.head = chainHead{}
 		for i := range results {
 			if results[i] == nil {
 				results[i] = err
@@ -265,7 +289,10 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		answer()
 	}
-	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	s.batches.Add(1)
+	s.requests.Add(int64(len(batch)))
+	s.head = chainHead{}
+	if _, err := s.wexec("BEGIN IMMEDIATE"); err != nil {
 		s.log.Error("begin failed", "err", err)
 		for i := range results {
 			results[i] = fmt.Errorf("sqlite: begin: %w", err)
@@ -279,13 +306,15 @@ func (s *Store) runBatch(batch []*request) {
 			results[i] = err
 			continue
 		}
-		if _, err := s.w.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		if _, err := s.wexec("SAVEPOINT req"); err != nil {
 			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
+		before := s.head
 		if err := s.apply(r); err != nil {
 			results[i] = err
-			if _, rerr := s.w.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+			s.head = before
+			if _, rerr := s.wexec("ROLLBACK TO req"); rerr != nil {
 				// The transaction itself is gone (I/O error, disk full...).
 				s.log.Error("rollback to savepoint failed", "err", rerr)
 				failAll(fmt.Errorf("sqlite: batch aborted: %w", rerr))
@@ -294,7 +323,7 @@ func (s *Store) runBatch(batch []*request) {
 		} else {
 			ok++
 		}
-		if _, err := s.w.ExecContext(ctx, "RELEASE req"); err != nil {
+		if _, err := s.wexec("RELEASE req"); err != nil {
 			failAll(fmt.Errorf("sqlite: release: %w", err))
 			return
 		}
@@ -304,7 +333,7 @@ func (s *Store) runBatch(batch []*request) {
 		answer()
 		return
 	}
-	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := s.wexec("COMMIT"); err != nil {
 		s.log.Error("commit failed", "err", err, "batch", len(batch))
 		failAll(fmt.Errorf("sqlite: commit: %w", err))
 		return
@@ -326,24 +355,34 @@ func (s *Store) apply(r *request) (err error) {
 
 // wtx is the writer's view of the transaction of one request.
 type wtx struct {
-	s    *Store
-	now  time.Time
-	head bool // seq/hash loaded
-	seq  int64
-	hash string
+	s   *Store
+	now time.Time
 }
 
-func (w *wtx) stmt(query string) (*sql.Stmt, error) {
-	if st := w.s.stmts[query]; st != nil {
+// stmt returns the writer's prepared statement for query (writer
+// goroutine only).
+func (s *Store) stmt(query string) (*sql.Stmt, error) {
+	if st := s.stmts[query]; st != nil {
 		return st, nil
 	}
-	st, err := w.s.w.PrepareContext(context.Background(), query)
+	st, err := s.w.PrepareContext(context.Background(), query)
 	if err != nil {
 		return nil, err
 	}
-	w.s.stmts[query] = st
+	s.stmts[query] = st
 	return st, nil
 }
+
+// wexec runs a statement on the write connection.
+func (s *Store) wexec(query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(context.Background(), args...)
+}
+
+func (w *wtx) stmt(query string) (*sql.Stmt, error) { return w.s.stmt(query) }
 
 func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
 	st, err := w.stmt(query)
@@ -373,27 +412,28 @@ func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
 // appendEvent chains e after the last event and inserts it. Seq, Time,
 // PrevHash and Hash are set here.
 func (w *wtx) appendEvent(e store.Event) error {
-	if !w.head {
-		err := w.queryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&w.seq, &w.hash)
+	h := &w.s.head
+	if !h.ok {
+		err := w.queryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&h.seq, &h.hash)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			w.seq, w.hash = 0, store.GenesisHash
+			h.seq, h.hash = 0, store.GenesisHash
 		case err != nil:
 			return fmt.Errorf("sqlite: chain head: %w", err)
 		}
-		w.head = true
+		h.ok = true
 	}
-	e.Seq = w.seq + 1
+	e.Seq = h.seq + 1
 	e.Time = w.now
-	e.PrevHash = w.hash
-	e.Hash = store.EventHash(w.hash, e)
+	e.PrevHash = h.hash
+	e.Hash = store.EventHash(h.hash, e)
 	_, err := w.exec(`INSERT INTO events(seq, time, subject, type, from_state, to_state, actor, reason, data, prev_hash, hash)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		e.Seq, tn(e.Time), e.Subject, e.Type, string(e.From), string(e.To), e.Actor, e.Reason, nullBytes(e.Data), e.PrevHash, e.Hash)
 	if err != nil {
 		return fmt.Errorf("sqlite: append event: %w", err)
 	}
-	w.seq, w.hash = e.Seq, e.Hash
+	h.seq, h.hash = e.Seq, e.Hash
 	return nil
 }
 
