@@ -304,9 +304,11 @@ func (m *cardMember) checkSignSW(op string, sw uint16) error {
 	switch sw {
 	case swOK:
 		return nil
-	case swSecurityStatus: // PIN no longer verified: log in again via Health
+	case swSecurityStatus, swConditions:
+		// PIN no longer verified or applet no longer selected (the card was
+		// reset behind our back): the health check logs in again.
 		m.ready = false
-		return newErr(CodeDeviceGone, m.mc.ID, op, fmt.Errorf("card status word %04X: security status not satisfied", sw))
+		return newErr(CodeDeviceGone, m.mc.ID, op, fmt.Errorf("card status word %04X: card session lost", sw))
 	case swRefDataNotFound:
 		return newErr(CodeKeyNotFound, m.mc.ID, op, fmt.Errorf("no key %d on the card", m.keyRef))
 	}
