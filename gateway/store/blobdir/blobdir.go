@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/octgw/oct/gateway/store"
 )
@@ -28,13 +30,31 @@ type Dir struct {
 
 var _ store.Blobs = (*Dir)(nil)
 
-// Open uses root as a blob directory, creating it if needed.
+// staleTemp is the age after which a temporary file is an abandoned Put
+// (its process died): a live Put writes to it far more often than this.
+const staleTemp = time.Hour
+
+// Open uses root as a blob directory, creating it if needed, and removes
+// temporary files abandoned by Puts that died (untouched for an hour).
 func Open(root string) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("blobdir: empty root")
 	}
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o750); err != nil {
+	tmp := filepath.Join(root, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("blobdir: %w", err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("blobdir: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "put-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(tmp, e.Name()))
+		}
 	}
 	return &Dir{root: root}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/storetest"
@@ -51,5 +52,32 @@ func TestLayoutAndNoTempLeft(t *testing.T) {
 	after, _ := os.Stat(want)
 	if !os.SameFile(before, after) {
 		t.Fatal("existing blob rewritten")
+	}
+}
+
+func TestOpenRemovesAbandonedTemps(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "blobs")
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(root, "tmp", "put-old")
+	fresh := filepath.Join(root, "tmp", "put-fresh")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("abandoned temp kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh temp (a Put in progress) removed: %v", err)
 	}
 }
