@@ -19,13 +19,15 @@ import (
 )
 
 // BenchmarkIntakeHTTP measures durable intake over real loopback HTTP:
-// files of 50 invoices, 64 concurrent vendors, the acknowledgement awaited
+// files of 50 invoices, 16 or 64 concurrent vendors, the acknowledgement awaited
 // (bytes and row fsync'd). Run with and without group commit side by side:
 //
 //	go test -run '^$' -bench IntakeHTTP -benchtime 3000x ./gateway/node/
 func BenchmarkIntakeHTTP(b *testing.B) {
-	for _, group := range []bool{true, false} {
-		b.Run(fmt.Sprintf("group_commit=%v", group), func(b *testing.B) { benchIntake(b, group, 64) })
+	for _, clients := range []int{16, 64} {
+		for _, group := range []bool{true, false} {
+			b.Run(fmt.Sprintf("clients=%d/group_commit=%v", clients, group), func(b *testing.B) { benchIntake(b, group, clients) })
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 // written once).
 type Dir struct {
 	root string
+	sync *groupSync
 }
 
 var _ store.Blobs = (*Dir)(nil)
@@ -56,7 +57,11 @@ func Open(root string) (*Dir, error) {
 			_ = os.Remove(filepath.Join(tmp, e.Name()))
 		}
 	}
-	return &Dir{root: root}, nil
+	gs, err := newGroupSync(root)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{root: root, sync: gs}, nil
 }
 
 // Root is the directory the blobs live in.
@@ -126,15 +131,12 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string,
 	sum = hex.EncodeToString(h.Sum(nil))
 	final, _ := d.Path(sum)
 	if _, err := os.Stat(final); err == nil {
-		// Already there: never rewritten. Its directory entry may come from
-		// a Put that died before its directory fsync, so sync it now.
-		if err := syncDir(filepath.Dir(final)); err != nil {
+		// Already there: never rewritten. Another Put may still be waiting
+		// for its durability, so wait for a sync too.
+		if err := d.durable(final, nil); err != nil {
 			return "", 0, err
 		}
 		return sum, size, nil
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", 0, fmt.Errorf("blobdir: fsync: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", 0, fmt.Errorf("blobdir: close: %w", err)
@@ -147,14 +149,38 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string,
 		return "", 0, fmt.Errorf("blobdir: rename: %w", err)
 	}
 	tmp = nil
-	// The rename is durable once the directory entry is; new ab/ and ab/cd/
-	// directories need their parents synced too.
-	for _, p := range []string{dir, filepath.Dir(dir), d.root} {
-		if err := syncDir(p); err != nil {
-			return "", 0, err
-		}
+	if err := d.durable(final, []string{dir, filepath.Dir(dir), d.root}); err != nil {
+		return "", 0, err
 	}
 	return sum, size, nil
+}
+
+// durable returns once the blob at final (data and directory entries) is
+// on stable storage: one shared syncfs for all concurrent Puts, or, where
+// syncfs is missing, fsync of the file and of dirs.
+func (d *Dir) durable(final string, dirs []string) error {
+	err := d.sync.wait()
+	if !errors.Is(err, errNoSyncfs) {
+		return err
+	}
+	f, err := os.Open(final)
+	if err != nil {
+		return fmt.Errorf("blobdir: %w", err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("blobdir: fsync: %w", err)
+	}
+	if dirs == nil {
+		dirs = []string{filepath.Dir(final)}
+	}
+	for _, p := range dirs {
+		if err := syncDir(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(p string) error {
