@@ -77,6 +77,7 @@ type Lot struct {
 	Amount      int64           `json:"amount"`             // cents
 	Blob        string          `json:"blob,omitempty"`     // sha256 of the outbound lot file
 	Replaces    string          `json:"replaces,omitempty"` // lot id this one rebuilds
+	Signed      string          `json:"signed,omitempty"`   // sha256 of the CMS SignedData of the outbound file
 	UpdatedAt   time.Time       `json:"updated_at"`
 }
 

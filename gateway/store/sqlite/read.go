@@ -142,14 +142,14 @@ func (s *Store) Files(ctx context.Context, tenant, after string, n int) ([]store
 // --- lots ---
 
 const lotCols = `id, file, tenant, idx, emitter, number, date, destination, ref_version, test, state, invoices,
-	amount, blob, replaces, updated_at`
+	amount, blob, replaces, updated_at, signed`
 
 func scanLot(r scanner) (store.Lot, error) {
 	var l store.Lot
 	var state string
 	var updated int64
 	if err := r.Scan(&l.ID, &l.File, &l.Tenant, &l.Index, &l.Emitter, &l.Number, &l.Date, &l.Destination,
-		&l.RefVersion, &l.Test, &state, &l.Invoices, &l.Amount, &l.Blob, &l.Replaces, &updated); err != nil {
+		&l.RefVersion, &l.Test, &state, &l.Invoices, &l.Amount, &l.Blob, &l.Replaces, &updated, &l.Signed); err != nil {
 		return l, err
 	}
 	l.State = lifecycle.State(state)

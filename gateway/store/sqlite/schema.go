@@ -187,6 +187,10 @@ CREATE INDEX jobs_due ON jobs(kind, run_at) WHERE done = 0;
 	`
 CREATE INDEX jobs_due_any ON jobs(run_at) WHERE done = 0;
 `,
+	// 3: the signed outbound file of a lot (CMS SignedData blob).
+	`
+ALTER TABLE lots ADD COLUMN signed TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema of the database behind c to the latest version.

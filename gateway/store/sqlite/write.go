@@ -336,9 +336,9 @@ func (w *wtx) putLot(l store.Lot, actor string) error {
 	}
 	if found {
 		_, err := w.exec(`UPDATE lots SET file=?, tenant=?, idx=?, emitter=?, number=?, date=?, destination=?,
-			ref_version=?, test=?, invoices=?, amount=?, blob=?, replaces=?, updated_at=? WHERE id=?`,
+			ref_version=?, test=?, invoices=?, amount=?, blob=?, replaces=?, updated_at=?, signed=? WHERE id=?`,
 			l.File, l.Tenant, l.Index, l.Emitter, l.Number, l.Date, l.Destination,
-			l.RefVersion, b2i(l.Test), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.ID)
+			l.RefVersion, b2i(l.Test), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed, l.ID)
 		if err != nil {
 			return dup("lot", l.ID, err)
 		}
@@ -348,9 +348,9 @@ func (w *wtx) putLot(l store.Lot, actor string) error {
 		return fmt.Errorf("sqlite: new lot %s: %w", l.ID, err)
 	}
 	_, err = w.exec(`INSERT INTO lots(id, file, tenant, idx, emitter, number, date, destination, ref_version,
-		test, state, invoices, amount, blob, replaces, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		test, state, invoices, amount, blob, replaces, updated_at, signed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		l.ID, l.File, l.Tenant, l.Index, l.Emitter, l.Number, l.Date, l.Destination, l.RefVersion,
-		b2i(l.Test), string(l.State), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt))
+		b2i(l.Test), string(l.State), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed)
 	if err != nil {
 		return dup("lot", l.ID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,11 +222,12 @@ func testPutRules(f *fx) {
 	upd := l
 	upd.Destination = "CPAM-751"
 	upd.RefVersion = "2026.03"
+	upd.Signed = strings.Repeat("ab", 32)
 	upd.State = lifecycle.LotSent
 	f.commit(&store.Change{Lots: []store.Lot{upd}})
 	got, _ = f.s.Lot(f.ctx, "L1")
-	if got.State != lifecycle.LotCreated || got.Destination != "CPAM-751" || got.RefVersion != "2026.03" {
-		t.Errorf("after update: state %s destination %q ref %q", got.State, got.Destination, got.RefVersion)
+	if got.State != lifecycle.LotCreated || got.Destination != "CPAM-751" || got.RefVersion != "2026.03" || got.Signed != upd.Signed {
+		t.Errorf("after update: state %s destination %q ref %q signed %q", got.State, got.Destination, got.RefVersion, got.Signed)
 	}
 	if n := len(f.events("lot:L1")); n != 1 {
 		t.Errorf("update wrote events: %d", n)
