@@ -1,0 +1,76 @@
+// Package deliver sends outbound B2 lots to insurers: SMTP + S/MIME to AMO
+// caisses (gateway/deliver/smtp), SFTP (gateway/deliver/sftp) and HTTPS
+// (gateway/deliver/https) to AMC operators, behind one small Sender
+// interface. A Dispatcher picks the Sender of a destination's transport and
+// adds, per destination, bounded concurrency, a circuit breaker and a guard
+// against sending one lot twice; it never retries by itself (the store's job
+// queue reschedules a job whose error is ErrTemporary).
+//
+// docs/delivery.md describes the message format, the choices made where the
+// specification is not available, the error classes and the breaker.
+package deliver
+
+import (
+	"context"
+	"crypto/x509"
+	"time"
+
+	"github.com/octgw/oct/referentials"
+)
+
+// Destination is where a lot goes.
+//
+// Address depends on Transport:
+//   - smtp: the caisse mailbox (01422@422.01.rss.fr); the relay is the
+//     sender's configuration;
+//   - sftp: sftp://user@host:port/dir (port 22 by default);
+//   - https: the URL the file is POSTed to.
+type Destination struct {
+	ID        string
+	Transport referentials.Transport // smtp, sftp, https
+	Address   string
+	Cipher    referentials.Cipher // aes128 (default for smtp), 3des, none
+}
+
+// Message is one lot to deliver.
+type Message struct {
+	Lot      string // lot id (store), the key of the duplicate guard
+	Emitter  string // émetteur number (up to 14 digits; zero-padded left to 14 in the SMTP subject)
+	FileID   string // file identifier of the lot file (000 header)
+	Invoices int    // number of invoices (type-5 records) in Body
+	Test     bool   // test flow: IRISTEST/B2/Z
+	Dest     Destination
+	// Cert is the recipient's encryption certificate (SMTP). It may be nil
+	// only when Dest.Cipher is none.
+	Cert *x509.Certificate
+	// Body is the outbound B2 lot file (000 + lot + 999), already validated.
+	Body []byte
+	// Signature is the CMS SignedData of Body from the signing pool. The
+	// senders expect a detached signature over Body exactly
+	// (signing.Detached()); an attached one is carried unchanged as well.
+	// Nil means the lot travels unsigned.
+	Signature []byte
+	// Resend marks a chase or an operator resend of a lot already sent:
+	// the Dispatcher's duplicate guard lets it through.
+	Resend bool
+}
+
+// Receipt is the proof of a delivery attempt that the remote end accepted.
+type Receipt struct {
+	MessageID string    // SMTP Message-ID; remote path (SFTP); request id (HTTPS)
+	Detail    string    // the server's final answer (250 text, HTTP status…)
+	At        time.Time // when the remote end accepted the file
+}
+
+// Sender delivers one Message. It returns ErrTemporary- or
+// ErrPermanent-classified errors (see Error); every blocking step honours
+// ctx.
+type Sender interface {
+	Send(ctx context.Context, m Message) (Receipt, error)
+}
+
+// SenderFunc adapts a function to Sender.
+type SenderFunc func(ctx context.Context, m Message) (Receipt, error)
+
+// Send implements Sender.
+func (f SenderFunc) Send(ctx context.Context, m Message) (Receipt, error) { return f(ctx, m) }
