@@ -45,6 +45,9 @@ type Options struct {
 	Workers  WorkerOptions
 	// KnownAMC, when set, is the pre-send business check of AMC numbers.
 	KnownAMC func(string) bool
+	// Outbound enables signing and delivery; without a Signer and a Sender,
+	// lots rest at routed.
+	Outbound OutboundOptions
 }
 
 // Gateway is one node of OCT.
@@ -62,6 +65,7 @@ type Gateway struct {
 	sem     chan struct{}
 	wake    chan struct{}
 	workers WorkerOptions
+	out     OutboundOptions
 
 	mu       sync.Mutex
 	draining bool
@@ -97,6 +101,7 @@ func New(o Options) (*Gateway, error) {
 		o.NodeID = "oct"
 	}
 	o.Workers.fill()
+	o.Outbound.fill()
 	m, err := newMetrics(o.Registry, o.Store)
 	if err != nil {
 		return nil, err
@@ -105,7 +110,7 @@ func New(o Options) (*Gateway, error) {
 		st: o.Store, blobs: o.Blobs, nir: hasher, now: o.Now, log: o.Logger,
 		limits: o.Limits, router: o.Router, node: o.NodeID, knowAMC: o.KnownAMC, m: m,
 		sem: make(chan struct{}, o.Limits.MaxConcurrent), wake: make(chan struct{}, 1),
-		workers: o.Workers, entropy: ulid.Monotonic(rand.Reader, 0),
+		workers: o.Workers, out: o.Outbound, entropy: ulid.Monotonic(rand.Reader, 0),
 	}, nil
 }
 

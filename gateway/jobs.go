@@ -53,8 +53,10 @@ type handler func(ctx context.Context, l store.Lease) (*store.Change, error)
 
 func (g *Gateway) handlers() map[string]handler {
 	return map[string]handler{
-		JobSplit: g.split,
-		JobRoute: g.route,
+		JobSplit:   g.split,
+		JobRoute:   g.route,
+		JobSign:    g.sign,
+		JobDeliver: g.deliver,
 	}
 }
 
@@ -124,7 +126,7 @@ func (g *Gateway) runJob(ctx context.Context, l store.Lease, h handler) {
 		c.Done = append(c.Done, l)
 	case ctx.Err() != nil:
 		return
-	case errors.Is(err, ErrPermanent) || l.Attempts+1 >= g.workers.MaxAttempts:
+	case errors.Is(err, ErrPermanent) || (l.Attempts+1 >= g.workers.MaxAttempts && !errors.As(err, new(retryable))):
 		outcome = "failed"
 		g.log.Error("job failed for good", "kind", l.Kind, "subject", l.Subject, "attempts", l.Attempts+1, "error", err)
 		c = g.jobAnomaly(l, err)
@@ -132,7 +134,11 @@ func (g *Gateway) runJob(ctx context.Context, l store.Lease, h handler) {
 	default:
 		outcome = "retry"
 		g.log.Warn("job will be retried", "kind", l.Kind, "subject", l.Subject, "attempts", l.Attempts+1, "error", err)
-		c = &store.Change{Retry: []store.Retry{{Lease: l, At: g.now().Add(backoff(l.Attempts)), Err: err.Error()}}}
+		var r retryable
+		if !errors.As(err, &r) || c == nil {
+			c = &store.Change{} // a plain failure commits nothing but the retry
+		}
+		c.Retry = append(c.Retry, store.Retry{Lease: l, At: g.now().Add(backoff(l.Attempts)), Err: err.Error()})
 	}
 	if c.Actor == "" {
 		c.Actor = "worker:" + l.Owner

@@ -152,6 +152,7 @@ func (g *Gateway) route(ctx context.Context, l store.Lease) (*store.Change, erro
 	lot.Destination, lot.RefVersion, lot.UpdatedAt = r.Destination, r.Version, now
 	return &store.Change{
 		Lots:        []store.Lot{lot},
+		Enqueue:     g.afterRouting(lot.ID, now),
 		Transitions: []store.Transition{{Kind: lifecycle.Lot, ID: lot.ID, From: lot.State, To: lifecycle.LotRouted, Actor: "route", Reason: r.Reason}},
 	}, nil
 }
