@@ -149,19 +149,10 @@ func (m *cardMember) readCert(ctx context.Context) (*x509.Certificate, error) {
 // Called with m.mu held.
 func (m *cardMember) login(ctx context.Context) error {
 	m.ready = false
-	sel := append([]byte{0x00, insSelect, 0x04, 0x0C, byte(len(m.aid))}, m.aid...)
-	_, sw, err := m.transmit(ctx, "select", sel)
-	if err != nil {
+	if err := m.selectApplet(ctx); err != nil {
 		return err
 	}
-	switch sw {
-	case swOK:
-	case swFileNotFound:
-		return newErr(CodeKeyNotFound, m.mc.ID, "select", fmt.Errorf("applet %X not on the card", m.aid))
-	default:
-		return m.swErr("select", sw)
-	}
-	_, sw, err = m.transmit(ctx, "pin status", []byte{0x00, insVerify, 0x00, pinRef})
+	_, sw, err := m.transmit(ctx, "pin status", []byte{0x00, insVerify, 0x00, pinRef})
 	if err != nil {
 		return err
 	}
@@ -194,6 +185,23 @@ func (m *cardMember) login(ctx context.Context) error {
 		return newErr(CodePINIncorrect, m.mc.ID, "verify pin", errors.New("PIN length refused by the card"))
 	default:
 		return m.swErr("verify pin", sw)
+	}
+}
+
+// selectApplet selects the OCT applet. Called with m.mu held.
+func (m *cardMember) selectApplet(ctx context.Context) error {
+	sel := append([]byte{0x00, insSelect, 0x04, 0x0C, byte(len(m.aid))}, m.aid...)
+	_, sw, err := m.transmit(ctx, "select", sel)
+	if err != nil {
+		return err
+	}
+	switch sw {
+	case swOK:
+		return nil
+	case swFileNotFound:
+		return newErr(CodeKeyNotFound, m.mc.ID, "select", fmt.Errorf("applet %X not on the card", m.aid))
+	default:
+		return m.swErr("select", sw)
 	}
 }
 

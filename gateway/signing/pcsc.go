@@ -107,7 +107,7 @@ func (t *pcscTransport) err(op string, err error) error {
 		case scard.ErrRemovedCard, scard.ErrResetCard, scard.ErrNoSmartcard, scard.ErrUnpoweredCard,
 			scard.ErrUnresponsiveCard, scard.ErrReaderUnavailable, scard.ErrUnknownReader,
 			scard.ErrNoService, scard.ErrServiceStopped, scard.ErrInvalidHandle, scard.ErrNoReadersAvailable,
-			scard.ErrCommError, scard.ErrSharingViolation:
+			scard.ErrCommError, scard.ErrSharingViolation, scard.ErrNotTransacted, scard.ErrCommDataLost:
 			if se == scard.ErrRemovedCard || se == scard.ErrNoSmartcard || se == scard.ErrInvalidHandle {
 				t.disconnect()
 			}
