@@ -132,7 +132,7 @@ func (c *compiled) scan(data []byte) bool {
 	var bad uint64
 	for i := 0; i < RecordLength/8; i++ {
 		x := binary.LittleEndian.Uint64(data[i*8:])
-		bad |= notCharsetSWAR(x) | (x & c.dmask[i]) ^ c.dwant[i]
+		bad |= notCharsetSWAR(x) | ((x & c.dmask[i]) ^ c.dwant[i])
 	}
 	return bad == 0
 }

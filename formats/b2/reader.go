@@ -265,16 +265,29 @@ func (r *Reader) cur() Record {
 	return Record{Data: r.buf[s:e], Term: r.buf[e : e+r.curTerm], Num: r.curNum, Offset: r.curOff}
 }
 
-// Realign is for back-to-back files after a record that does not look like
-// a record (bad type, keys of another invoice): it looks for the first
-// offset p (1 ≤ p ≤ limit) after the start of the current record at which
-// isStart(bytes from p) holds, and makes the current record the p bytes
-// before it. It returns the new current record and whether a start was
-// found; when p is 128 nothing changes. In line-framed files it does
-// nothing (lines already resynchronise) and returns false.
+// PeekNext returns up to 128 bytes that follow the current record and its
+// terminator, without consuming them (fewer at the end of the stream). The
+// slice is valid until the next call to Next or Realign.
+func (r *Reader) PeekNext() []byte {
+	e := r.r + RecordLength
+	if e > r.w {
+		e = r.w
+	}
+	return r.buf[r.r:e]
+}
+
+// Realign is for back-to-back files, when the current record or the one
+// after it does not look like a record: it looks for the first offset p
+// (1 ≤ p ≤ limit) after the start of the current record at which
+// isStart(bytes from p, aligned) holds, aligned being true when p is where
+// the next record starts anyway, and makes the current record the p bytes
+// before it (its terminator excluded). It returns the current record and
+// whether a start was found; when the start found is the usual one nothing
+// changes. In line-framed files it does nothing (lines resynchronise by
+// themselves) and returns false.
 //
-// isStart is given at least min(128, bytes left) bytes.
-func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) {
+// isStart is given min(128, bytes left) bytes.
+func (r *Reader) Realign(limit int, isStart func(b []byte, aligned bool) bool) (Record, bool) {
 	if r.lines || r.curLen == 0 {
 		return r.cur(), false
 	}
@@ -288,6 +301,7 @@ func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) 
 	r.fill(limit + RecordLength)
 	start := r.r
 	r.curStart = start
+	usual := r.curLen + r.curTerm
 	found := -1
 	for p := 1; p <= limit && start+p < r.w; p++ {
 		c := r.buf[start+p]
@@ -298,12 +312,12 @@ func (r *Reader) Realign(limit int, isStart func(b []byte) bool) (Record, bool) 
 		if end > r.w {
 			end = r.w
 		}
-		if isStart(r.buf[start+p : end]) {
+		if isStart(r.buf[start+p:end], p == usual) {
 			found = p
 			break
 		}
 	}
-	if found < 0 || found == r.curLen+r.curTerm {
+	if found < 0 || found == usual {
 		r.r = start + rewind
 		return r.cur(), found >= 0
 	}

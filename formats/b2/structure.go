@@ -233,6 +233,10 @@ func (s *state) invoiceHeader(data []byte, num int64, full bool) {
 	in.first = num
 	in.errBase = s.errCount()
 	copy(in.keys[:], data)
+	if full && fixed.AllDigits(data[1:10]) {
+		copy(s.partner[:], data[1:10])
+		s.havePartner = true
+	}
 	in.summaryOn = s.opt.Summaries && s.lot.summaryIdx >= 0
 	if in.summaryOn {
 		in.summary = Invoice{FirstRecord: num}

@@ -315,6 +315,10 @@ type state struct {
 	dup      map[int64]struct{}
 	amc      map[string]bool
 	badCols  [RecordLength]bool
+	// partner is the health-partner number of the last readable type 2,
+	// used to recognise record starts in back-to-back files.
+	partner     [9]byte
+	havePartner bool
 }
 
 func (s *state) reset(o Options) {
@@ -360,20 +364,30 @@ func (s *state) record(rd *Reader, rec Record) {
 		return
 	}
 	ps := s.inLot && !s.lot.v.full
-	k, lpos, ok := classify(data, ps)
-	if ok && !rd.LineFramed() && len(data) == RecordLength && s.misaligned(k, data) {
-		if r2, found := rd.Realign(realignWindow, s.isStart); found && len(r2.Data) != RecordLength {
-			rec, data = r2, r2.Data
-			k, lpos, ok = classify(data, ps)
-		}
-	}
-	if !ok {
-		if !rd.LineFramed() && len(data) == RecordLength {
-			if r2, found := rd.Realign(realignWindow, s.isStart); found && len(r2.Data) != RecordLength {
-				s.damaged(num, len(r2.Data))
-				return
+	if num > 1 && !rd.LineFramed() && len(data) == RecordLength {
+		// Back-to-back file: a record of the wrong length shifts the ones
+		// after it. Check that this record and the next one look like
+		// records, and find the real boundary when they do not.
+		here := s.isStart(data)
+		if !here || !weakStart(rd.PeekNext()) {
+			// When this record starts right, only a shorter record is
+			// looked for (what follows may just be a bad record).
+			limit := RecordLength
+			if !here {
+				limit = 2 * RecordLength
+			}
+			if r2, found := rd.Realign(limit, s.startAt); found && len(r2.Data) != RecordLength {
+				rec, data = r2, r2.Data
+				if !here { // a piece of a shifted record: nothing in it can be read
+					s.damaged(num, len(data))
+					s.unreadable()
+					return
+				}
 			}
 		}
+	}
+	k, lpos, ok := classify(data, ps)
+	if !ok {
 		if len(data) != RecordLength {
 			s.damaged(num, len(data))
 			return
@@ -385,6 +399,9 @@ func (s *state) record(rd *Reader, rec Record) {
 	}
 	if len(data) != RecordLength {
 		s.damaged(num, len(data))
+		if s.stop {
+			return
+		}
 		// Keep the structure: a short or long record still counts where its
 		// type says, but none of its fields is trusted.
 		s.structure(k, lpos, data, num, false)
@@ -394,15 +411,22 @@ func (s *state) record(rd *Reader, rec Record) {
 	s.structure(k, lpos, data, num, true)
 }
 
-// damaged reports a record of the wrong length.
+// damaged reports a record of the wrong length. Its type is still used
+// when it can be read, so the invoice and lot counts stay right.
 func (s *state) damaged(num int64, n int) {
 	s.addf(ErrRecordLength, num, "", "record is %d characters, not %d", n, RecordLength)
 	s.junk++
-	s.unreadable()
+	if s.inInv {
+		s.inv.sumsOK = false
+	}
+	if s.junk >= MaxJunkRun {
+		s.addf(ErrNotB2, s.records, "", "%d consecutive unreadable records: reading stopped", s.junk)
+		s.stop = true
+	}
 }
 
-// unreadable marks the open invoice and lot as no longer countable and stops
-// on a run of junk.
+// unreadable marks the open invoice and lot as no longer countable (a record
+// of unknown type may have been a line) and stops on a run of junk.
 func (s *state) unreadable() {
 	if s.inInv {
 		s.inv.countOK = false
@@ -417,32 +441,62 @@ func (s *state) unreadable() {
 	}
 }
 
-// misaligned reports, in back-to-back files, a line or trailer that does not
-// carry the keys of its invoice (the sign of a shifted record).
-func (s *state) misaligned(k Kind, data []byte) bool {
-	if !s.inInv || !s.inv.keysOK {
-		return false
+// startAt is the Realign predicate: a record start recognised by isStart,
+// or, where the next record is expected anyway, one that weakStart accepts.
+func (s *state) startAt(b []byte, aligned bool) bool {
+	return s.isStart(b) || aligned && weakStart(b)
+}
+
+// weakStart: a record type followed by a 9-digit number, or 999; also
+// true for fewer than 26 bytes (end of file: nothing to compare).
+func weakStart(b []byte) bool {
+	if len(b) < 26 {
+		return true
 	}
-	switch k.Type {
-	case '3', '4', '5':
-		return string(data[1:26]) != string(s.inv.keys[1:26])
+	switch b[0] {
+	case '1', '2', '3', '4', '5', '6':
+		return fixed.AllDigits(b[1:10])
+	case '9':
+		return b[1] == '9' && b[2] == '9'
 	}
 	return false
 }
 
-// isStart recognises the start of a record when realigning: a line or
-// trailer of the open invoice, an invoice header with a valid NIR key, a lot
-// record of the open lot's emitter, or the 999 of this file.
+// isStart says whether b (at least the first 26 bytes of a record) looks
+// like the next record of a back-to-back file in the current state: a line
+// or trailer carrying the keys of the open invoice, an invoice header of
+// the lot's partner with a well-formed NIR, a lot trailer of the lot's
+// emitter, a lot header where a lot may start, or the 999 of this file. It
+// is used to notice a shifted record and to find the next record start.
 func (s *state) isStart(b []byte) bool {
 	if len(b) < 26 {
 		return false
 	}
 	switch b[0] {
 	case '3', '4', '5':
-		return s.inInv && string(b[1:26]) == string(s.inv.keys[1:26])
+		if !s.inInv {
+			return s.inLot && s.havePartner && string(b[1:10]) == string(s.partner[:])
+		}
+		if s.inv.keysOK {
+			return string(b[1:26]) == string(s.inv.keys[1:26])
+		}
+		return s.havePartner && string(b[1:10]) == string(s.partner[:])
 	case '2':
-		return s.inLot && string(b[1:10]) == string(s.lot.emitter[:]) || nir.CheckBytes(b[11:24], b[24:26]) == nil && fixed.AllDigits(b[1:10])
-	case '1', '6':
+		if !s.inLot {
+			return false
+		}
+		p := string(b[1:10])
+		if !(s.havePartner && p == string(s.partner[:]) || p == string(s.lot.emitter[:])) {
+			return false
+		}
+		_, ok := nir.Number(b[11:24])
+		return ok && fixed.AllDigits(b[24:26])
+	case '1':
+		if s.inLot && s.pos == posLot {
+			return string(b[1:10]) == string(s.lot.emitter[:]) || len(b) > letterAt39 && isUpper(b[letterAt39])
+		}
+		return (s.pos == posFile || s.pos == posAfterInv) && fixed.AllDigits(b[1:10]) && fixed.AllDigits(b[16:22])
+	case '6':
 		return s.inLot && string(b[1:10]) == string(s.lot.emitter[:])
 	case '9':
 		return s.hdrOK && len(b) >= envelope.IdentLen && string(b[:3]) == "999" && envelope.SameIdent(s.header[:], b)
