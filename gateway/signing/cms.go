@@ -12,7 +12,7 @@ import (
 	"github.com/smallstep/pkcs7"
 )
 
-// FileOption changes how SignFile builds the CMS.
+// FileOption changes how SignCMS builds the CMS.
 type FileOption func(*fileOptions)
 
 type fileOptions struct {
@@ -21,20 +21,27 @@ type fileOptions struct {
 
 // Detached leaves the file out of the CMS (the signature travels next to
 // the file, as in S/MIME multipart/signed). Verify then needs the data.
+// Pool.SignFileDetached is SignFile with this option.
 func Detached() FileOption { return func(o *fileOptions) { o.detached = true } }
 
 // SignFile signs data with a member of profile and returns a DER CMS
 // SignedData (RFC 5652) with SHA-256, signed attributes (content type,
-// message digest, signing time) and the signer's certificate. The file is
-// inside the CMS unless Detached is given. ref is the file or lot reference
-// recorded in the audit event. On a member failure the request moves to
-// another member of the profile and the CMS is rebuilt with that member's
-// certificate: exactly one CMS, from exactly one member, is returned.
-func (p *Pool) SignFile(ctx context.Context, profile, ref string, data []byte, opts ...FileOption) ([]byte, error) {
-	var o fileOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+// message digest, signing time), the signer's certificate and the file
+// inside (attached). ref is the file or lot reference recorded in the audit
+// event. On a member failure the request moves to another member of the
+// profile and the CMS is rebuilt with that member's certificate: exactly
+// one CMS, from exactly one member, is returned.
+func (p *Pool) SignFile(ctx context.Context, profile, ref string, data []byte) ([]byte, error) {
+	return p.signFile(ctx, profile, ref, data, fileOptions{})
+}
+
+// SignFileDetached is SignFile without the file inside the CMS (for
+// S/MIME multipart/signed or a signature file next to the data).
+func (p *Pool) SignFileDetached(ctx context.Context, profile, ref string, data []byte) ([]byte, error) {
+	return p.signFile(ctx, profile, ref, data, fileOptions{detached: true})
+}
+
+func (p *Pool) signFile(ctx context.Context, profile, ref string, data []byte, o fileOptions) ([]byte, error) {
 	sum := sha256.Sum256(data)
 	var out []byte
 	_, err := p.run(ctx, request{profile: profile, ref: ref, digest: sum[:], hash: crypto.SHA256},

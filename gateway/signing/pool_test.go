@@ -16,6 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// fileSigner is the shape the gateway's outbound pipeline expects.
+type fileSigner interface {
+	SignFile(ctx context.Context, profile, ref string, data []byte) ([]byte, error)
+}
+
+var _ fileSigner = (*Pool)(nil)
+
 var fileData = []byte("000 B2 lot 42 \n" + strings.Repeat("FACTURE ", 512) + "\n999\n")
 
 func TestSignFileSoftwareVerify(t *testing.T) {
@@ -65,7 +72,7 @@ func TestSignFileSoftwareVerify(t *testing.T) {
 				t.Fatalf("VerifyChain with other root: %v, want ErrVerify", err)
 			}
 
-			det, err := p.SignFile(context.Background(), "amo", "lot-43", fileData, Detached())
+			det, err := p.SignFileDetached(context.Background(), "amo", "lot-43", fileData)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,6 +131,13 @@ func TestSignerView(t *testing.T) {
 	}
 	if _, err := Verify(der, fileData); err != nil {
 		t.Fatal(err)
+	}
+	det, err := SignCMS(context.Background(), s, cert, fileData, Detached())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(det, fileData); err != nil || len(det) >= len(der) {
+		t.Fatalf("detached SignCMS: %v (%d bytes, attached %d)", err, len(det), len(der))
 	}
 
 	// Different keys in one profile: the raw view refuses, SignFile works.

@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"crypto"
 	"crypto/elliptic"
 	"crypto/x509"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/ThalesGroup/crypto11"
 
@@ -242,34 +240,4 @@ func BenchmarkPoolSoftHSM(b *testing.B) {
 			})
 		}
 	}
-}
-
-// benchPool signs 32-byte digests through the pool from parallel goroutines
-// and reports sig/s.
-func benchPool(b *testing.B, cfgs []MemberConfig, open func(context.Context, MemberConfig) (Member, error)) {
-	b.Helper()
-	p, err := New(context.Background(), Config{Members: cfgs}, Options{Open: open})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close(context.Background())
-	for _, s := range p.Members() {
-		if s.State != StateUp {
-			b.Fatalf("member %s not up: %v", s.ID, s.LastError)
-		}
-	}
-	digest := healthDigest
-	ctx := context.Background()
-	b.SetParallelism(2)
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := p.SignDigest(ctx, cfgs[0].Profile, "bench", digest[:], crypto.SHA256); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sig/s")
 }

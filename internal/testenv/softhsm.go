@@ -51,7 +51,13 @@ func NewSoftHSM(t testing.TB) *SoftHSM {
 		}
 		t.Skip(msg)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: its name carries the test name, and SoftHSM's config
+	// parser cuts a value at a '=' (as in "members=2").
+	dir, err := os.MkdirTemp("", "oct-softhsm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	s.Dir = filepath.Join(dir, "tokens")
 	if err := os.Mkdir(s.Dir, 0o700); err != nil {
 		t.Fatal(err)
