@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -124,8 +125,23 @@ func IsTLSError(err error) bool {
 		rhe  tls.RecordHeaderError
 		echo *tls.ECHRejectionError
 	)
-	return errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) ||
-		errors.As(err, &ci) || errors.As(err, &ae) || errors.As(err, &rhe) || errors.As(err, &echo)
+	if errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) ||
+		errors.As(err, &ci) || errors.As(err, &ae) || errors.As(err, &rhe) || errors.As(err, &echo) {
+		return true
+	}
+	// An alert sent by the peer (our client certificate refused, no common
+	// version or cipher): crypto/tls reports it as a net.OpError "remote
+	// error" wrapping an unexported alert type.
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil {
+		msg := oe.Err.Error()
+		for _, k := range []string{"certificate", "handshake failure", "protocol version", "insufficient security", "access denied"} {
+			if strings.Contains(msg, k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // IsNetworkError reports whether err is a transient network condition:

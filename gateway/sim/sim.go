@@ -71,6 +71,9 @@ type Config struct {
 	KeyBits  int          // RSA size of the caisse keys [2048]
 	Clock    Clock        // [RealClock]
 	Logger   *slog.Logger // [discard]
+	// HTTPSClientCAs verifies the gateway's client certificate on the
+	// HTTPS endpoints [any client certificate accepted].
+	HTTPSClientCAs *x509.CertPool
 	// MaxFileSize bounds one decoded file [64 MiB].
 	MaxFileSize int64
 }
@@ -483,13 +486,21 @@ func (s *Sim) chance(parts ...string) float64 {
 	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
 }
 
-// spawn runs f in a goroutine Close waits for.
-func (s *Sim) spawn(f func()) {
+// startServer registers closer for Close and runs serve in a goroutine
+// Close waits for; false (nothing started) when the Sim is closed.
+func (s *Sim) startServer(closer func() error, serve func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.closers = append(s.closers, closer)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		f()
+		serve()
 	}()
+	return true
 }
 
 // Close stops the servers and every pending return, and waits for every
@@ -519,15 +530,4 @@ func (s *Sim) Close() error {
 	s.wg.Wait()
 	s.timerWG.Wait()
 	return err
-}
-
-// onClose registers a closer for Close; it reports false when already closed.
-func (s *Sim) onClose(c func() error) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.closers = append(s.closers, c)
-	return true
 }

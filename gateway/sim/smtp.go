@@ -49,17 +49,16 @@ func (s *Sim) StartSMTP(addr string) (string, error) {
 	srv.WriteTimeout = 2 * time.Minute
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	tl := &trackingListener{Listener: l, conns: map[net.Conn]struct{}{}}
-	if !s.onClose(func() error {
+	if !s.startServer(func() error {
 		tl.closeAll()
 		if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gosmtp.ErrServerClosed) {
 			return err
 		}
 		return nil
-	}) {
+	}, func() { _ = srv.Serve(tl) }) {
 		l.Close()
 		return "", ErrClosed
 	}
-	s.spawn(func() { _ = srv.Serve(tl) })
 	return l.Addr().String(), nil
 }
 
