@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,15 +54,20 @@ func memIMAP(t *testing.T, caps imap.CapSet) string {
 	return ln.Addr().String()
 }
 
-// imapClient logs in to addr; closed when the test ends.
+// imapClient logs in to addr as imapUser; closed when the test ends.
 func imapClient(t *testing.T, addr string) *imapclient.Client {
+	t.Helper()
+	return imapClientAs(t, addr, imapUser, imapPass)
+}
+
+func imapClientAs(t *testing.T, addr, user, pass string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Login(imapUser, imapPass).Wait(); err != nil {
+	if err := c.Login(user, pass).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -154,4 +160,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	if err := testenv.Poll(ctx, 5*time.Millisecond, func() (bool, error) { return cond(), nil }); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// serverName turns "OCT/processed" into the server's hierarchy.
+func serverName(t *testing.T, c *imapclient.Client, name string) string {
+	t.Helper()
+	ls, err := c.List("", "", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) == 0 || ls[0].Delim == 0 {
+		return name
+	}
+	return strings.ReplaceAll(name, "/", string(ls[0].Delim))
 }
