@@ -69,11 +69,13 @@ func findAfter(t *testing.T, recs [][]byte, kind string, from int) int {
 // type 6 counts, 999 record and lot counts); totals are left alone.
 func fixup(recs [][]byte) [][]byte {
 	var lines, lotLines, invoices, lots int64
-	for _, r := range recs {
+	for i, r := range recs {
 		if len(r) != RecordLength {
 			continue
 		}
 		switch k, _, _ := classify(r, false); {
+		case k.Type == '1' && i > 0 && recs[i-1][0] == '1' && isUpper(r[letterAt39]):
+			// type-1 complement
 		case k.Type == '1' && k.Letter == 0:
 			lots++
 			lotLines, invoices = 0, 0

@@ -312,7 +312,9 @@ func (s *state) invoiceComplement(k Kind, lpos int, data []byte, num int64, full
 	case k.Letter == 'S' && in.prev != Kind{Type: '2'}:
 		s.addf(ErrRecordOrder, num, "letter", "2S must directly follow the type 2 (it follows %s)", in.prev)
 	}
-	in.prev = k
+	if knownComplement(k, lpos) {
+		in.prev = k // unknown letters are passed through, not ordered
+	}
 	if !full {
 		return
 	}
