@@ -50,6 +50,35 @@ func BenchmarkPoolSignFile(b *testing.B) {
 	}
 }
 
+// noopMember signs nothing: BenchmarkPoolOverhead measures the pool alone
+// (dispatch, slot, breaker, audit event, metrics).
+type noopMember struct{ *fakeMember }
+
+func (n noopMember) SignContext(context.Context, []byte, crypto.SignerOpts) ([]byte, error) {
+	return []byte{1}, nil
+}
+
+// BenchmarkPoolOverhead is the cost of the pool around a member that
+// returns at once.
+//
+//	go test -run '^$' -bench PoolOverhead ./gateway/signing/
+func BenchmarkPoolOverhead(b *testing.B) {
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			var cfgs []MemberConfig
+			ms := map[string]Member{}
+			for i := range n {
+				id := fmt.Sprintf("m%d", i)
+				mc := fakeConfig(id, "amo")
+				mc.MaxConcurrency = 64
+				cfgs = append(cfgs, mc)
+				ms[id] = noopMember{newFake(b, id)}
+			}
+			benchPool(b, cfgs, func(_ context.Context, mc MemberConfig) (Member, error) { return ms[mc.ID], nil })
+		})
+	}
+}
+
 func softwareMembers(b *testing.B, alg string, n int) []MemberConfig {
 	b.Helper()
 	dir := b.TempDir()
