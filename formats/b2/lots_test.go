@@ -56,6 +56,24 @@ func TestRebuildLot(t *testing.T) {
 			if l.Number != 42 || len(l.Invoices) != 3 || l.Invoices[0].Number != invs[0].Number || l.Invoices[1].Number != invs[2].Number {
 				t.Fatalf("%+v", l)
 			}
+			var billed int64
+			for _, in := range l.Invoices {
+				billed += in.Billed
+			}
+			recs := bytes.Split(out, []byte(fr.Terminator()))
+			if fr == FramingNone {
+				recs = nil
+				for i := 0; i+RecordLength <= len(out); i += RecordLength {
+					recs = append(recs, out[i:i+RecordLength])
+				}
+			}
+			t6 := recs[len(recs)-2]
+			if fr != FramingNone {
+				t6 = recs[len(recs)-3] // split leaves an empty tail
+			}
+			if a, _ := t6Amount1.Int(t6); t6[0] != '6' || a != billed {
+				t.Fatalf("%s/%s: type 6 amount %d, kept invoices bill %d (%q)", variant, fr, a, billed, t6[:20])
+			}
 			if _, err := RebuildLot(data, 1, []string{"999999999"}, 42); !errors.Is(err, ErrInvoiceNotFound) {
 				t.Fatalf("missing invoice: %v", err)
 			}
