@@ -35,6 +35,24 @@ type Config struct {
 	Refs    Refs    `yaml:"referentials"`
 	SFTP    SFTP    `yaml:"sftp"`
 	SMTP    SMTP    `yaml:"smtp"`
+	Returns Returns `yaml:"returns"`
+}
+
+// Returns is the OCT's return mailbox (ARL, RSP), polled over IMAP.
+type Returns struct {
+	IMAP IMAP `yaml:"imap"`
+}
+
+// IMAP locates the mailbox.
+type IMAP struct {
+	Addr         string        `yaml:"addr"` // "" disables polling
+	TLS          string        `yaml:"tls"`  // implicit, starttls, none
+	Username     string        `yaml:"username"`
+	PasswordFile string        `yaml:"password_file"`
+	Mailbox      string        `yaml:"mailbox"`
+	Processed    string        `yaml:"processed"`
+	Unparsable   string        `yaml:"unparsable"`
+	Interval     time.Duration `yaml:"interval"`
 }
 
 // SFTP is the vendors' SFTP intake.
@@ -224,6 +242,11 @@ func (c *Config) fill() {
 		c.SFTP.DiskQuota = 1 << 30
 	}
 	def(&c.SMTP.Domain, "localhost")
+	def(&c.Returns.IMAP.TLS, "implicit")
+	def(&c.Returns.IMAP.Mailbox, "INBOX")
+	def(&c.Returns.IMAP.Processed, "OCT/processed")
+	def(&c.Returns.IMAP.Unparsable, "OCT/unparsable")
+	defd(&c.Returns.IMAP.Interval, 30*time.Second)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
 }
@@ -264,6 +287,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTP.Listen != "" && (c.SMTP.CertFile == "" || c.SMTP.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("smtp.listen is set: smtp.cert_file and smtp.key_file are required (STARTTLS is mandatory)"))
+	}
+	switch c.Returns.IMAP.TLS {
+	case "implicit", "starttls", "none":
+	default:
+		errs = append(errs, fmt.Errorf("returns.imap.tls: %q is not one of: implicit, starttls, none", c.Returns.IMAP.TLS))
+	}
+	if c.Returns.IMAP.Addr != "" && (c.Returns.IMAP.Username == "" || c.Returns.IMAP.PasswordFile == "") {
+		errs = append(errs, fmt.Errorf("returns.imap.addr is set: returns.imap.username and returns.imap.password_file are required"))
 	}
 	if (c.SMTP.SMIMECertFile == "") != (c.SMTP.SMIMEKeyFile == "") {
 		errs = append(errs, fmt.Errorf("smtp.smime_cert_file and smtp.smime_key_file go together"))

@@ -27,6 +27,7 @@ import (
 	"github.com/octgw/oct/gateway/console"
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/returns"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/blobdir"
 	"github.com/octgw/oct/gateway/store/sqlite"
@@ -49,6 +50,9 @@ type Node struct {
 
 	// Folders are the tenants' SFTP folders (inbox, outbox, returns...).
 	Folders *mailbox.Folders
+	// ReturnProcessor decodes, correlates, applies and relays returns.
+	ReturnProcessor *returns.Processor
+	poller          *returns.Poller
 
 	server *http.Server
 	lock   *os.File
@@ -147,6 +151,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		if err := n.openChannels(); err != nil {
 			return nil, err
 		}
+		if err := n.openReturns(); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -175,6 +182,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	}()
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	waitChannels := n.serveChannels(chanCtx)
+	waitPoller := n.runPoller(chanCtx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.server.Serve(ln) }()
 
@@ -191,6 +199,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	}
 	cancel()
 	waitChannels()
+	waitPoller()
 	stopWork()
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
