@@ -70,4 +70,3 @@ func TestGoldenReports(t *testing.T) {
 	}
 	golden(t, "fault-reports.jsonl", all.Bytes())
 }
-
