@@ -112,11 +112,11 @@ func (q *Queue) Bulk(ctx context.Context, r BulkRequest) (BulkResult, error) {
 		bi := BulkItem{Anomaly: it.ID, Lot: it.Lot}
 		if handled[it.ID] {
 			bi.Outcome, bi.Detail = "skipped", "already done by this action"
-			res.Skipped++
-			res.Items = append(res.Items, bi)
-			continue
 		}
 		c, n, err := q.planBulk(ctx, r, it.Anomaly)
+		if handled[it.ID] {
+			c, n, err = nil, nil, errSkip
+		}
 		if err == nil {
 			bi.Outcome = "done"
 			c.Events = append(c.Events, bulkEvent(subject, r, bi))
@@ -129,6 +129,8 @@ func (q *Queue) Bulk(ctx context.Context, r BulkRequest) (BulkResult, error) {
 		switch {
 		case err == nil:
 			res.Done++
+		case errors.Is(err, errSkip):
+			res.Skipped++
 		case isGone(err) || errors.Is(err, ErrNotAllowed):
 			bi.Outcome, bi.Detail = "skipped", err.Error()
 			res.Skipped++
@@ -146,6 +148,8 @@ func (q *Queue) Bulk(ctx context.Context, r BulkRequest) (BulkResult, error) {
 	}
 	return res, nil
 }
+
+var errSkip = errors.New("skip")
 
 func bulkEvent(subject string, r BulkRequest, bi BulkItem) store.Event {
 	data, _ := json.Marshal(bi)

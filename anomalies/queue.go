@@ -479,7 +479,7 @@ func (q *Queue) planHandBack(a store.Anomaly, actor, code, note string) (*store.
 		return nil, nil, err
 	}
 	n := &Notice{Tenant: a.Tenant, Anomaly: a.ID, Kind: a.Kind, Subject: a.Subject, Action: "handed-back", Code: code,
-		Reason: MaskNIR(strings.TrimSpace(a.Reason + "; " + note)), Lot: lotOf(a.Subject), Time: q.Now()}
+		Reason: MaskNIR(joinReason(a.Reason, note)), Lot: lotOf(a.Subject), Time: q.Now()}
 	return c, n, nil
 }
 
@@ -492,8 +492,19 @@ func (q *Queue) NotifyAgain(ctx context.Context, id, actor string) error {
 	if a.State != lifecycle.AnomalyHandedBack {
 		return fmt.Errorf("%w: anomaly %s is %s", ErrNotAllowed, id, a.State)
 	}
-	return q.notify(ctx, &Notice{Tenant: a.Tenant, Anomaly: a.ID, Kind: a.Kind, Subject: a.Subject, Action: "handed-back",
-		Reason: MaskNIR(a.Reason), Lot: lotOf(a.Subject), Time: q.Now()}, actor)
+	evs, err := q.o.Store.Events(ctx, "anomaly:"+id)
+	if err != nil {
+		return err
+	}
+	n := &Notice{Tenant: a.Tenant, Anomaly: a.ID, Kind: a.Kind, Subject: a.Subject, Action: "handed-back",
+		Reason: MaskNIR(a.Reason), Lot: lotOf(a.Subject), Time: q.Now()}
+	for _, e := range evs {
+		if e.To == lifecycle.AnomalyHandedBack {
+			code, note, _ := strings.Cut(e.Reason, ": ")
+			n.Code, n.Reason = code, MaskNIR(joinReason(a.Reason, note))
+		}
+	}
+	return q.notify(ctx, n, actor)
 }
 
 // notify calls the Notifier and records a "notified" event on the anomaly.
@@ -514,4 +525,12 @@ func (q *Queue) notify(ctx context.Context, n *Notice, actor string) error {
 	}
 	return q.o.Store.Commit(ctx, &store.Change{Actor: actor, Events: []store.Event{{Subject: "anomaly:" + n.Anomaly,
 		Type: EventNotified, Actor: actor, Reason: "vendor " + n.Tenant + " told: " + n.Action}}})
+}
+
+func joinReason(a, b string) string {
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
