@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/octgw/oct/gateway/signing"
 )
 
 // Config is the whole configuration. Zero values mean "default"; Defaults
@@ -36,6 +38,9 @@ type Config struct {
 	SFTP    SFTP    `yaml:"sftp"`
 	SMTP    SMTP    `yaml:"smtp"`
 	Returns Returns `yaml:"returns"`
+	// Signing is the signing pool (docs/signing.md); without members, lots
+	// rest at routed.
+	Signing signing.Config `yaml:"signing"`
 }
 
 // Returns is the OCT's return mailbox (ARL, RSP), polled over IMAP.

@@ -28,6 +28,7 @@ import (
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/returns"
+	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/blobdir"
 	"github.com/octgw/oct/gateway/store/sqlite"
@@ -54,9 +55,14 @@ type Node struct {
 	ReturnProcessor *returns.Processor
 	poller          *returns.Poller
 
-	server *http.Server
-	lock   *os.File
-	ch     channels
+	// Signing is the signing pool (nil without members).
+	Signing *signing.Pool
+
+	server   *http.Server
+	lock     *os.File
+	ch       channels
+	audit    *signAudit
+	ownsPool bool
 }
 
 // Options are what the caller brings besides the configuration.
@@ -68,6 +74,11 @@ type Options struct {
 	// Exclusive takes the data directory's lock (serve, demo). Commands that
 	// only read or add a tenant do not.
 	Exclusive bool
+	// Signing, when set, replaces the pool built from the configuration
+	// (the demo brings a pool of generated software keys).
+	Signing *signing.Pool
+	// Sender delivers signed lots; without one, lots rest at routed.
+	Sender gateway.Sender
 }
 
 // ErrLocked is returned when another process serves the same data
@@ -123,12 +134,25 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	out := gateway.OutboundOptions{Sender: o.Sender}
+	n.Signing = o.Signing
+	if n.Signing == nil && len(cfg.Signing.Members) > 0 && o.Exclusive {
+		n.audit = newSignAudit(st)
+		if n.Signing, err = signing.New(ctx, cfg.Signing, signing.Options{Logger: o.Logger, Registerer: n.Registry, Observer: n.audit}); err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+		n.ownsPool = true
+	}
+	if n.Signing != nil {
+		out.Signer = n.Signing
+	}
 	g, err := gateway.New(gateway.Options{
 		Store: st, Blobs: blobs, NIRKey: key, Logger: o.Logger, Registry: n.Registry, Router: router, NodeID: cfg.NodeID,
 		Limits: gateway.Limits{
 			MaxFileBytes: int64(cfg.Limits.MaxFileBytes), MaxRecords: cfg.Limits.MaxRecords,
 			MaxErrors: cfg.Limits.MaxErrors, MaxConcurrent: cfg.Limits.MaxConcurrent,
 		},
+		Outbound: out,
 		Workers: gateway.WorkerOptions{
 			Concurrency: cfg.Workers.Concurrency, LeaseTTL: cfg.Workers.LeaseTTL,
 			PollEvery: cfg.Workers.PollEvery, MaxAttempts: cfg.Workers.MaxAttempts,
@@ -183,6 +207,13 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	waitChannels := n.serveChannels(chanCtx)
 	waitPoller := n.runPoller(chanCtx)
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		if n.audit != nil {
+			n.audit.run(workCtx)
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.server.Serve(ln) }()
 
@@ -202,6 +233,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	waitPoller()
 	stopWork()
 	wg.Wait()
+	<-auditDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -215,6 +247,11 @@ func (n *Node) Close() error {
 		if ln != nil {
 			ln.Close()
 		}
+	}
+	if n.Signing != nil && n.ownsPool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = n.Signing.Close(ctx)
+		cancel()
 	}
 	if n.Store != nil {
 		err = n.Store.Close()
