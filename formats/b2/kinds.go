@@ -75,6 +75,8 @@ type compiled struct {
 	// dmask/dwant: for each 8-byte word of the record, the high-nibble mask
 	// of the digit columns and the value it must have (0x3 per digit).
 	dmask, dwant [RecordLength / 8]uint64
+	// digitWord marks the words made only of digit columns.
+	digitWord [RecordLength / 8]bool
 }
 
 func compile(l *fixed.Layout) *compiled {
@@ -100,6 +102,13 @@ func compile(l *fixed.Layout) *compiled {
 			c.dmask[i/8] |= 0xF0 << (8 * (i % 8))
 			c.dwant[i/8] |= 0x30 << (8 * (i % 8))
 		}
+	}
+	for w := range c.digitWord {
+		all := true
+		for _, d := range digit[w*8 : w*8+8] {
+			all = all && d
+		}
+		c.digitWord[w] = all
 	}
 	for i := 0; i < RecordLength; {
 		if !digit[i] {
@@ -129,10 +138,20 @@ func (c *compiled) fieldName(i int) string {
 // false when anything is wrong; the caller then finds out what byte by byte.
 func (c *compiled) scan(data []byte) bool {
 	_ = data[RecordLength-1]
+	const h = 0x8080808080808080
+	const blanks = 0x2020202020202020
 	var bad uint64
 	for i := 0; i < RecordLength/8; i++ {
 		x := binary.LittleEndian.Uint64(data[i*8:])
-		bad |= notCharsetSWAR(x) | ((x & c.dmask[i]) ^ c.dwant[i])
+		switch {
+		case c.digitWord[i]:
+			// Eight digits: high nibble 3 and no byte above '9' (once the
+			// high nibbles are 3, adding 0x46 cannot carry).
+			bad |= (x&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | (x+0x4646464646464646)&h
+		case x == blanks && c.dmask[i] == 0:
+		default:
+			bad |= notCharsetSWAR(x) | ((x & c.dmask[i]) ^ c.dwant[i])
+		}
 	}
 	return bad == 0
 }

@@ -176,15 +176,31 @@ func indexTerm(b []byte) int {
 // Next returns the next record, io.EOF at the end of the stream, the
 // stream's error, or ErrLineTooLong.
 func (r *Reader) Next() (Record, error) {
+	data, err := r.next()
+	if err != nil {
+		return Record{}, err
+	}
+	return r.record(data), nil
+}
+
+// record builds the Record of the current record from its data.
+func (r *Reader) record(data []byte) Record {
+	e := r.curStart + r.curLen
+	return Record{Data: data, Term: r.buf[e : e+r.curTerm], Num: r.curNum, Offset: r.curOff}
+}
+
+// next is Next for the validator's loop: only the data is returned (the
+// rest is in the cur* fields), so that the results fit in registers.
+func (r *Reader) next() ([]byte, error) {
 	if r.w-r.r < lineProbe+maxTerm {
 		r.fill(lineProbe + maxTerm)
 	}
 	if r.r == r.w {
 		if r.err == io.EOF {
-			return Record{}, io.EOF
+			return nil, io.EOF
 		}
 		if r.err != nil {
-			return Record{}, r.err
+			return nil, r.err
 		}
 	}
 	if !r.detected {
@@ -204,7 +220,7 @@ func (r *Reader) Next() (Record, error) {
 		}
 		r.r = end
 		r.setCur(start, 0, end-start, 0, off)
-		return Record{Data: r.buf[start:start], Term: r.buf[start:end], Offset: off}, nil
+		return r.buf[start:start], nil
 	}
 	var end int
 	if r.lines {
@@ -224,7 +240,7 @@ func (r *Reader) Next() (Record, error) {
 			}
 			i = indexTerm(avail)
 			if i < 0 && len(avail) > MaxLine {
-				return Record{}, ErrLineTooLong
+				return nil, ErrLineTooLong
 			}
 		}
 		if i < 0 {
@@ -253,7 +269,7 @@ func (r *Reader) Next() (Record, error) {
 			r.framing = FramingLF
 		}
 	}
-	return Record{Data: r.buf[start:end], Term: r.buf[end:t], Num: r.num, Offset: off}, nil
+	return r.buf[start:end], nil
 }
 
 func (r *Reader) setCur(start, n, term int, num, off int64) {

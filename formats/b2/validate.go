@@ -1,7 +1,6 @@
 package b2
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -156,11 +155,11 @@ func (val *Validator) Validate(r io.Reader) (*Report, error) {
 	s.rep = rep
 	var ioErr error
 	for !s.stop {
-		rec, err := val.rd.Next()
+		data, err := val.rd.next()
 		if err == io.EOF {
 			break
 		}
-		if errors.Is(err, ErrLineTooLong) {
+		if err == ErrLineTooLong {
 			s.addf(ErrNotB2, s.records+1, "", "a line is longer than %d bytes: not a B2 file", MaxLine)
 			break
 		}
@@ -168,21 +167,22 @@ func (val *Validator) Validate(r io.Reader) (*Report, error) {
 			ioErr = err
 			break
 		}
-		if len(rec.Data) == 0 {
+		if len(data) == 0 {
 			continue
 		}
-		if maxBytes > 0 && rec.Offset+int64(len(rec.Data)) > maxBytes {
-			s.addf(ErrFileTooLarge, rec.Num, "", "file larger than %d bytes: reading stopped", maxBytes)
+		num := val.rd.curNum
+		if maxBytes > 0 && val.rd.curOff+int64(len(data)) > maxBytes {
+			s.addf(ErrFileTooLarge, num, "", "file larger than %d bytes: reading stopped", maxBytes)
 			s.stop, s.limited = true, true
 			break
 		}
-		if maxRecords > 0 && rec.Num > maxRecords {
-			s.addf(ErrTooManyRecords, rec.Num, "", "more than %d records: reading stopped", maxRecords)
+		if maxRecords > 0 && num > maxRecords {
+			s.addf(ErrTooManyRecords, num, "", "more than %d records: reading stopped", maxRecords)
 			s.stop, s.limited = true, true
 			break
 		}
-		s.records = rec.Num
-		s.record(&val.rd, rec)
+		s.records = num
+		s.record(&val.rd, data, num)
 	}
 	if ioErr != nil {
 		return nil, ioErr
@@ -343,9 +343,7 @@ func (s *state) addf(code fixed.Code, rec int64, field, format string, args ...a
 }
 
 // record processes one physical record (non-empty Data).
-func (s *state) record(rd *Reader, rec Record) {
-	num := rec.Num
-	data := rec.Data
+func (s *state) record(rd *Reader, data []byte, num int64) {
 	if num == 1 {
 		if len(data) < 3 || string(data[:3]) != "000" {
 			s.addf(ErrNotB2, 1, "", "the file does not start with a 000 header")
@@ -377,7 +375,7 @@ func (s *state) record(rd *Reader, rec Record) {
 				limit = 2 * RecordLength
 			}
 			if r2, found := rd.Realign(limit, s.startAt); found && len(r2.Data) != RecordLength {
-				rec, data = r2, r2.Data
+				data = r2.Data
 				if !here { // a piece of a shifted record: nothing in it can be read
 					s.damaged(num, len(data))
 					s.unreadable()
