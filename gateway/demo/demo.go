@@ -45,6 +45,10 @@ type Options struct {
 	Progress  io.Writer     // progress bar and live summary (nil = none)
 	Router    gateway.Router
 	Extra     map[string]http.Handler
+	// The simulated insurers: ARL and RSP delays, share of negative ARLs
+	// and of rejected invoices (defaults 300ms, 600ms, 3%, 5%).
+	ARLDelay, RSPDelay          time.Duration
+	NegativeARLRate, RejectRate float64
 }
 
 // Summary is the contract printed as the last stdout line with --json.
@@ -57,7 +61,7 @@ type Summary struct {
 	DoubleSent  int     `json:"double_sent"`
 	Lots        int     `json:"lots"`
 	Invoices    int     `json:"invoices"`
-	Routed      int     `json:"routed"`
+	Settled     int     `json:"settled"`
 	Unroutable  int     `json:"unroutable"`
 	ARLPositive int     `json:"arl_positive"`
 	ARLNegative int     `json:"arl_negative"`
@@ -90,6 +94,18 @@ func (o *Options) fill() {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.ARLDelay <= 0 {
+		o.ARLDelay = 300 * time.Millisecond
+	}
+	if o.RSPDelay <= 0 {
+		o.RSPDelay = 600 * time.Millisecond
+	}
+	if o.NegativeARLRate == 0 {
+		o.NegativeARLRate = 0.03
+	}
+	if o.RejectRate == 0 {
+		o.RejectRate = 0.05
+	}
 }
 
 // Run runs the demo and returns its summary.
@@ -111,11 +127,22 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	cfg.Workers.PollEvery = 50 * time.Millisecond
 	cfg.Refs.SeedDemo = true
 	cfg.SFTP.Listen = "127.0.0.1:0"
-	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra})
+	keyFile, certFile, err := demoSigningKey(dir)
+	if err != nil {
+		return Summary{}, err
+	}
+	cfg.Signing = signingConfig(keyFile, certFile)
+	ins, err := startInsurers(o)
+	if err != nil {
+		return Summary{}, fmt.Errorf("simulated insurers: %w", err)
+	}
+	defer ins.close()
+	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra, Deliver: ins.deliver, Certs: ins.certs})
 	if err != nil {
 		return Summary{}, err
 	}
 	defer n.Close()
+	ins.proc.Store(n.ReturnProcessor)
 	ln, err := n.Listen()
 	if err != nil {
 		return Summary{}, err
@@ -124,7 +151,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	runCtx, stopNode := context.WithCancel(ctx)
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- n.Run(runCtx, ln) }()
-	defer func() { stopNode(); <-nodeDone }()
+	defer func() { stopNode(); <-nodeDone; ins.close() }() // no return may arrive once the node is stopped
 
 	fmt.Fprintf(o.Progress, "OCT demo: data in %s, console at %s/, SFTP intake on %s\n", dir, base, n.SFTPAddr())
 	fmt.Fprintf(o.Progress, "%d vendors push %d B2 files of %d invoices (%.0f%% with one injected fault)\n",
@@ -148,13 +175,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	fmt.Fprintln(o.Progress)
 
 	s, err := waitTerminal(ctx, o, n.Store, tenants, acked)
+	s.DoubleSent = ins.doubleSent()
 	s.ElapsedS = time.Since(start).Seconds()
 	s.ConsoleURL = base + "/"
 	if err != nil {
 		return s, err
 	}
-	fmt.Fprintf(o.Progress, "\nfiles %d: accepted %d, rejected %d; lots %d (routed %d, unroutable %d); invoices %d; lost %d; anomalies %d; %.1fs\n",
-		s.Files, s.Accepted, s.Rejected, s.Lots, s.Routed, s.Unroutable, s.Invoices, s.Lost, s.Anomalies, s.ElapsedS)
+	fmt.Fprintf(o.Progress, "\nfiles %d: accepted %d, rejected %d (syntax ack at once); lots %d: signed and sent over SMTP+S/MIME, ARL positive %d, negative %d, unroutable %d, settled by RSP %d\n",
+		s.Files, s.Accepted, s.Rejected, s.Lots, s.ARLPositive, s.ARLNegative, s.Unroutable, s.Settled)
+	fmt.Fprintf(o.Progress, "invoices %d; RSP returns %d; lost %d; double sent %d; anomalies for support %d; %.1fs\n",
+		s.Invoices, s.RSP, s.Lost, s.DoubleSent, s.Anomalies, s.ElapsedS)
 	if o.Keep {
 		fmt.Fprintf(o.Progress, "console: %s/  (Ctrl-C to stop)\n", base)
 		<-ctx.Done()
@@ -267,15 +297,14 @@ func postFile(ctx context.Context, c *http.Client, base, token, name string, bod
 	return "", errors.New("push: gave up after 20 attempts")
 }
 
-// resting says whether a lot has gone as far as this build of OCT takes it.
-// Until delivery lands, a routed lot rests; states that wait for a human
-// (unroutable, to_rebuild...) rest too.
+// resting says whether a lot has gone as far as it goes without a human:
+// terminal states, and the states that wait in the support work queue.
 func resting(s lifecycle.State) bool {
 	if lifecycle.IsTerminal(lifecycle.Lot, s) {
 		return true
 	}
 	switch s {
-	case lifecycle.LotRouted, lifecycle.LotUnroutable, lifecycle.LotSignFailed, lifecycle.LotDeliveryFailed, lifecycle.LotToRebuild:
+	case lifecycle.LotUnroutable, lifecycle.LotSignFailed, lifecycle.LotDeliveryFailed, lifecycle.LotARLNegative, lifecycle.LotToRebuild:
 		return true
 	}
 	return false
@@ -340,10 +369,15 @@ func summarize(ctx context.Context, st store.Store, tenants []string, acked []pu
 			s.Lots++
 			s.Invoices += l.Invoices
 			switch l.State {
-			case lifecycle.LotRouted:
-				s.Routed++
 			case lifecycle.LotUnroutable:
 				s.Unroutable++
+			case lifecycle.LotARLPositive, lifecycle.LotSettled:
+				s.ARLPositive++
+			case lifecycle.LotARLNegative, lifecycle.LotToRebuild:
+				s.ARLNegative++
+			}
+			if l.State == lifecycle.LotSettled {
+				s.Settled++
 			}
 			if !resting(l.State) {
 				all = false
@@ -359,6 +393,15 @@ func summarize(ctx context.Context, st store.Store, tenants []string, acked []pu
 			return s, err
 		}
 		s.Anomalies += len(as)
+		rets, err := st.Returns(ctx, t, 0, 100000)
+		if err != nil {
+			return s, err
+		}
+		for _, r := range rets {
+			if r.Kind == "rsp" {
+				s.RSP++
+			}
+		}
 	}
 	return s, nil
 }

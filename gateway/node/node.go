@@ -25,6 +25,7 @@ import (
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/console"
+	"github.com/octgw/oct/gateway/deliver"
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/returns"
@@ -33,6 +34,7 @@ import (
 	"github.com/octgw/oct/gateway/store/blobdir"
 	"github.com/octgw/oct/gateway/store/sqlite"
 	"github.com/octgw/oct/referentials"
+	"github.com/octgw/oct/routing"
 )
 
 // Node is one OCT process.
@@ -57,6 +59,9 @@ type Node struct {
 
 	// Signing is the signing pool (nil without members).
 	Signing *signing.Pool
+	// Router is the routing rule tree over the referentials (nil when the
+	// caller brought its own gateway.Router).
+	Router *routing.Router
 
 	server   *http.Server
 	lock     *os.File
@@ -79,6 +84,11 @@ type Options struct {
 	Signing *signing.Pool
 	// Sender delivers signed lots; without one, lots rest at routed.
 	Sender gateway.Sender
+	// Deliver and Certs, when Sender is nil, build it over the node's own
+	// routing: Deliver sends (a deliver.Dispatcher), Certs finds the
+	// recipients' encryption certificates.
+	Deliver deliver.Sender
+	Certs   Certs
 }
 
 // ErrLocked is returned when another process serves the same data
@@ -130,11 +140,15 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 			return nil, fmt.Errorf("routing: %w", err)
 		}
 		n.Referentials = repo
+		n.Router = r
 		router = routerAdapter{r: r, now: time.Now}
 	}
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	out := gateway.OutboundOptions{Sender: o.Sender}
+	if out.Sender == nil && o.Deliver != nil && n.Router != nil {
+		out.Sender = NewSender(n.Router, o.Deliver, o.Certs)
+	}
 	n.Signing = o.Signing
 	if n.Signing == nil && len(cfg.Signing.Members) > 0 && o.Exclusive {
 		n.audit = newSignAudit(st)
@@ -144,7 +158,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		n.ownsPool = true
 	}
 	if n.Signing != nil {
-		out.Signer = n.Signing
+		out.Signer = detachedSigner{n.Signing}
 	}
 	g, err := gateway.New(gateway.Options{
 		Store: st, Blobs: blobs, NIRKey: key, Logger: o.Logger, Registry: n.Registry, Router: router, NodeID: cfg.NodeID,

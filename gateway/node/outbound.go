@@ -1,0 +1,102 @@
+package node
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/octgw/oct/formats/envelope"
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/deliver"
+	"github.com/octgw/oct/gateway/signing"
+	"github.com/octgw/oct/referentials"
+	"github.com/octgw/oct/routing"
+)
+
+// detachedSigner gives delivery what its senders carry: a CMS SignedData
+// over exactly the lot file, without the file inside.
+type detachedSigner struct{ p *signing.Pool }
+
+func (d detachedSigner) SignFile(ctx context.Context, profile, ref string, data []byte) ([]byte, error) {
+	return d.p.SignFileDetached(ctx, profile, ref, data)
+}
+
+// Certs finds a recipient's encryption certificate (the LDAP certificate
+// directory in production, the simulator in the demo).
+type Certs interface {
+	Certificate(ctx context.Context, mailbox string) (*x509.Certificate, error)
+}
+
+// CertsFunc adapts a function to Certs.
+type CertsFunc func(ctx context.Context, mailbox string) (*x509.Certificate, error)
+
+// Certificate implements Certs.
+func (f CertsFunc) Certificate(ctx context.Context, mailbox string) (*x509.Certificate, error) {
+	return f(ctx, mailbox)
+}
+
+// routedSender turns the gateway's Delivery into a deliver.Message: the
+// destination's transport, address and cipher come from the same routing
+// decision (rule tree + referential), the certificate from Certs.
+type routedSender struct {
+	router *routing.Router
+	disp   deliver.Sender
+	certs  Certs
+	now    func() time.Time
+}
+
+// NewSender builds the gateway's Sender over a deliver.Dispatcher (or any
+// deliver.Sender).
+func NewSender(r *routing.Router, d deliver.Sender, c Certs) gateway.Sender {
+	return routedSender{router: r, disp: d, certs: c, now: time.Now}
+}
+
+func (s routedSender) Send(ctx context.Context, d gateway.Delivery) (gateway.Receipt, error) {
+	in := d.Route
+	kind := routing.KindB2
+	if amcReceiverTypes[in.ReceiverType] {
+		kind = routing.KindDRE
+	}
+	dec, err := s.router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
+		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test}, s.now())
+	if err != nil {
+		return gateway.Receipt{}, fmt.Errorf("destination of lot %s: %w", d.Lot.ID, err)
+	}
+	want := strings.Split(d.Lot.Destination, ",")[0]
+	var dst *routing.Destination
+	for i := range dec.Destinations {
+		if dec.Destinations[i].ID == want {
+			dst = &dec.Destinations[i]
+		}
+	}
+	if dst == nil {
+		return gateway.Receipt{}, fmt.Errorf("destination %s of lot %s is no longer in the referential (version %d)", want, d.Lot.ID, dec.Version)
+	}
+	m := deliver.Message{
+		Lot: d.Lot.ID, Emitter: d.Lot.Emitter, Invoices: d.Lot.Invoices, Test: d.Lot.Test,
+		Dest: deliver.Destination{ID: dst.ID, Transport: dst.Transport, Address: dst.Address, Cipher: dst.Cipher},
+		Body: d.Body, Signature: d.Signature, Resend: d.Resend,
+	}
+	if len(d.Body) >= envelope.RecordLength {
+		m.FileID = envelope.Decode(d.Body[:envelope.RecordLength]).FileID
+	}
+	if dst.Transport == referentials.SMTP && dst.Cipher != referentials.CipherNone {
+		if s.certs == nil {
+			return gateway.Receipt{}, fmt.Errorf("no certificate directory configured for %s", dst.Address)
+		}
+		if m.Cert, err = s.certs.Certificate(ctx, dst.Address); err != nil {
+			return gateway.Receipt{}, fmt.Errorf("%w: certificate of %s: %v", gateway.ErrTemporary, dst.Address, err)
+		}
+	}
+	rc, err := s.disp.Send(ctx, m)
+	if errors.Is(err, deliver.ErrTemporary) {
+		return gateway.Receipt{}, fmt.Errorf("%w: %v", gateway.ErrTemporary, err)
+	}
+	if err != nil {
+		return gateway.Receipt{}, err
+	}
+	return gateway.Receipt{MessageID: rc.MessageID, Detail: rc.Detail}, nil
+}
