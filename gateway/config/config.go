@@ -38,9 +38,53 @@ type Config struct {
 	SFTP    SFTP    `yaml:"sftp"`
 	SMTP    SMTP    `yaml:"smtp"`
 	Returns Returns `yaml:"returns"`
+	// Delivery to insurer endpoints (docs/delivery.md).
+	Delivery Delivery `yaml:"delivery"`
+	// Certificates: the directory of caisse and AMC encryption certificates.
+	Certificates Certificates `yaml:"certificates"`
 	// Signing is the signing pool (docs/signing.md); without members, lots
 	// rest at routed.
 	Signing signing.Config `yaml:"signing"`
+}
+
+// Delivery configures the outbound transports; a transport without its
+// settings is not used (lots routed to it stay signed and retry).
+type Delivery struct {
+	ARLDeadline   time.Duration `yaml:"arl_deadline"`
+	MaxConcurrent int           `yaml:"max_concurrent"` // sends in flight per destination
+	SMTP          DeliverSMTP   `yaml:"smtp"`
+	SFTP          DeliverSFTP   `yaml:"sftp"`
+	HTTPS         DeliverHTTPS  `yaml:"https"`
+}
+
+// DeliverSMTP is the relay IRIS/B2 messages are submitted to.
+type DeliverSMTP struct {
+	Relay          string `yaml:"relay"` // host:port; "" disables
+	From           string `yaml:"from"`
+	Username       string `yaml:"username"`
+	PasswordFile   string `yaml:"password_file"`
+	RootCAFile     string `yaml:"root_ca_file"` // "" = system roots
+	SubjectVersion string `yaml:"subject_version"`
+}
+
+// DeliverSFTP is the OCT's SSH identity towards AMC operators.
+type DeliverSFTP struct {
+	KeyFile        string `yaml:"key_file"` // "" disables
+	KnownHostsFile string `yaml:"known_hosts_file"`
+}
+
+// DeliverHTTPS is the OCT's client certificate towards API endpoints.
+type DeliverHTTPS struct {
+	CertFile   string `yaml:"cert_file"` // "" disables
+	KeyFile    string `yaml:"key_file"`
+	RootCAFile string `yaml:"root_ca_file"`
+}
+
+// Certificates locates the LDAP directory of encryption certificates.
+type Certificates struct {
+	LDAPURL string        `yaml:"ldap_url"` // "" disables (no encrypted SMTP delivery)
+	BaseDN  string        `yaml:"base_dn"`
+	TTL     time.Duration `yaml:"ttl"`
 }
 
 // Returns is the OCT's return mailbox (ARL, RSP), polled over IMAP.
@@ -247,6 +291,9 @@ func (c *Config) fill() {
 		c.SFTP.DiskQuota = 1 << 30
 	}
 	def(&c.SMTP.Domain, "localhost")
+	defd(&c.Delivery.ARLDeadline, 48*time.Hour)
+	defi(&c.Delivery.MaxConcurrent, 4)
+	defd(&c.Certificates.TTL, time.Hour)
 	def(&c.Returns.IMAP.TLS, "implicit")
 	def(&c.Returns.IMAP.Mailbox, "INBOX")
 	def(&c.Returns.IMAP.Processed, "OCT/processed")
@@ -292,6 +339,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTP.Listen != "" && (c.SMTP.CertFile == "" || c.SMTP.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("smtp.listen is set: smtp.cert_file and smtp.key_file are required (STARTTLS is mandatory)"))
+	}
+	if c.Delivery.SMTP.Relay != "" && c.Delivery.SMTP.From == "" {
+		errs = append(errs, fmt.Errorf("delivery.smtp.relay is set: delivery.smtp.from is required"))
+	}
+	if c.Delivery.SFTP.KeyFile != "" && c.Delivery.SFTP.KnownHostsFile == "" {
+		errs = append(errs, fmt.Errorf("delivery.sftp.key_file is set: delivery.sftp.known_hosts_file is required (host keys are always checked)"))
+	}
+	if (c.Delivery.HTTPS.CertFile == "") != (c.Delivery.HTTPS.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("delivery.https.cert_file and delivery.https.key_file go together"))
 	}
 	switch c.Returns.IMAP.TLS {
 	case "implicit", "starttls", "none":

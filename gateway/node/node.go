@@ -145,7 +145,12 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	out := gateway.OutboundOptions{Sender: o.Sender}
+	out := gateway.OutboundOptions{Sender: o.Sender, ARLDeadline: cfg.Delivery.ARLDeadline}
+	if o.Deliver == nil && o.Sender == nil && o.Exclusive {
+		if o.Deliver, o.Certs, err = n.deliveryFromConfig(); err != nil {
+			return nil, err
+		}
+	}
 	if out.Sender == nil && o.Deliver != nil && n.Router != nil {
 		out.Sender = NewSender(n.Router, o.Deliver, o.Certs)
 	}

@@ -1,0 +1,109 @@
+package node
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/octgw/oct/gateway/deliver"
+	deliverhttps "github.com/octgw/oct/gateway/deliver/https"
+	deliversftp "github.com/octgw/oct/gateway/deliver/sftp"
+	deliversmtp "github.com/octgw/oct/gateway/deliver/smtp"
+	"github.com/octgw/oct/referentials"
+	"github.com/octgw/oct/referentials/certdir"
+)
+
+// deliveryFromConfig builds the outbound transports the configuration
+// enables, behind one Dispatcher, and the certificate directory. It returns
+// a nil Sender when no transport is configured.
+func (n *Node) deliveryFromConfig() (deliver.Sender, Certs, error) {
+	c := n.Config.Delivery
+	senders := map[referentials.Transport]deliver.Sender{}
+	if c.SMTP.Relay != "" {
+		sc := deliversmtp.Config{Relay: c.SMTP.Relay, From: c.SMTP.From, Username: c.SMTP.Username, SubjectVersion: c.SMTP.SubjectVersion}
+		if c.SMTP.PasswordFile != "" {
+			pw, err := os.ReadFile(c.SMTP.PasswordFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("delivery.smtp.password_file: %w", err)
+			}
+			sc.Password = strings.TrimSpace(string(pw))
+		}
+		roots, err := loadRoots(c.SMTP.RootCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.smtp.root_ca_file: %w", err)
+		}
+		sc.RootCAs = roots
+		s, err := deliversmtp.New(sc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.smtp: %w", err)
+		}
+		senders[referentials.SMTP] = s
+	}
+	if c.SFTP.KeyFile != "" {
+		pem, err := os.ReadFile(c.SFTP.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.sftp.key_file: %w", err)
+		}
+		signer, err := ssh.ParsePrivateKey(pem)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.sftp.key_file: %w", err)
+		}
+		s, err := deliversftp.New(deliversftp.Config{Signer: signer, KnownHosts: c.SFTP.KnownHostsFile})
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.sftp: %w", err)
+		}
+		senders[referentials.SFTP] = s
+	}
+	if c.HTTPS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.HTTPS.CertFile, c.HTTPS.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.https: %w", err)
+		}
+		roots, err := loadRoots(c.HTTPS.RootCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.https.root_ca_file: %w", err)
+		}
+		s, err := deliverhttps.New(deliverhttps.Config{ClientCert: cert, RootCAs: roots})
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.https: %w", err)
+		}
+		senders[referentials.HTTPS] = s
+	}
+	if len(senders) == 0 {
+		return nil, nil, nil
+	}
+	d, err := deliver.NewDispatcher(deliver.DispatcherConfig{Senders: senders, MaxConcurrent: c.MaxConcurrent, Registry: n.Registry, Logger: n.Logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	var certs Certs
+	if cc := n.Config.Certificates; cc.LDAPURL != "" {
+		dir, err := certdir.New(certdir.Config{URL: cc.LDAPURL, BaseDN: cc.BaseDN, TTL: cc.TTL, Now: time.Now, Logger: n.Logger})
+		if err != nil {
+			return nil, nil, fmt.Errorf("certificates: %w", err)
+		}
+		certs = dir
+	}
+	return d, certs, nil
+}
+
+// loadRoots reads a PEM bundle ("" = nil, the system roots).
+func loadRoots(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return p, nil
+}
