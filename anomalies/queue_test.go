@@ -71,7 +71,7 @@ func TestAutoAssignBalanced(t *testing.T) {
 		f.Anomaly(id, anomalies.KindDeliveryFailed, "lot:"+id, "beta", "CPAM-130", 4*time.Hour)
 	}
 	f.Anomaly("P1", anomalies.KindDeliveryFailed, "lot:P1", "beta", "CPAM-751", 4*time.Hour)
-	f.Anomaly("N1", anomalies.KindOrphanReturn, "return:R1", "", "", 4*time.Hour) // no rule
+	f.Anomaly("N1", anomalies.KindOrphanReturn, "return:R1", "", "", 4*time.Hour)     // no rule
 	f.Anomaly("D1", anomalies.KindOrphanReturn, "return:R2", "acme", "", 4*time.Hour) // rule, nobody on duty
 	n, err := q.AutoAssignOpen(f.Ctx, 0, "auto")
 	if err != nil || n != 4 {

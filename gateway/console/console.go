@@ -1,6 +1,10 @@
-// Package console is the operators' web page, served on the API port. This
-// first version is a read-only overview (tenants, files and lots by state,
-// pending jobs, open anomalies); the support work queue builds on it.
+// Package console is the operators' web console, served on the API port:
+// the overview at / (tenants, files and lots by state, pending jobs, open
+// anomalies) and, under /console/, the support work queue: login, queue
+// with filters, anomaly pages with their history and actions, bulk actions
+// and lot pages. Server-rendered HTML, no script, nothing fetched from
+// elsewhere; every POST carries the session's CSRF token. See
+// docs/console.md.
 package console
 
 import (
@@ -30,8 +34,8 @@ func Handler(st store.Store, log *slog.Logger) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
-		if err := page.Execute(w, v); err != nil {
+		secureHeaders(w)
+		if err := overviewPage.Execute(w, v); err != nil {
 			log.Warn("console render failed", "error", err)
 		}
 	})
@@ -86,13 +90,13 @@ func overview(ctx context.Context, st store.Store) (view, error) {
 	return v, err
 }
 
-var page = template.Must(template.New("console").Parse(`<!doctype html>
+var overviewPage = template.Must(template.New("console").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>OCT console</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}code{background:#f4f4f4;padding:0 .2em}</style>
 </head><body>
 <h1>OCT console</h1>
-<p>Overview at {{.Now}} · <a href="/v1/openapi.yaml">API (OpenAPI)</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></p>
+<p>Overview at {{.Now}} · <a href="/console/">support work queue</a> · <a href="/v1/openapi.yaml">API (OpenAPI)</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></p>
 <h2>Tenants</h2>
 <table><tr><th>tenant</th><th>files</th><th>files by state</th><th>lots</th><th>lots by state</th></tr>
 {{range .Tenants}}<tr><td>{{.ID}}</td><td>{{.Files}}</td><td>{{range $s, $n := .FileStates}}<code>{{$s}}</code> {{$n}} {{end}}</td>

@@ -1,0 +1,560 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/octgw/oct/anomalies"
+	"github.com/octgw/oct/gateway/lifecycle"
+	"github.com/octgw/oct/gateway/store"
+)
+
+// Options configure the console.
+type Options struct {
+	Store      store.Store
+	Queue      *anomalies.Queue // required for /console/
+	Agents     []Agent          // who may log in (LoadAgents)
+	Logger     *slog.Logger
+	Clock      anomalies.Clock
+	SessionTTL time.Duration // default 12h
+	// Timeout bounds the store work of one request (default 10s).
+	Timeout time.Duration
+}
+
+// Console serves the overview and the support pages.
+type Console struct {
+	o     Options
+	log   *slog.Logger
+	now   func() time.Time
+	sess  *sessions
+	mux   *http.ServeMux
+	names []string
+}
+
+// New returns the console. Mount it with Routes.
+func New(o Options) (*Console, error) {
+	if o.Store == nil || o.Queue == nil {
+		return nil, fmt.Errorf("console: Store and Queue are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = anomalies.ClockFunc(time.Now)
+	}
+	c := &Console{o: o, log: o.Logger, now: func() time.Time { return clock.Now().UTC() }, mux: http.NewServeMux()}
+	c.sess = newSessions(o.Agents, o.SessionTTL, c.now)
+	for _, a := range o.Agents {
+		c.names = append(c.names, a.Name)
+	}
+	sort.Strings(c.names)
+	c.mux.HandleFunc("GET /console/login", c.loginPage)
+	c.mux.HandleFunc("POST /console/login", c.loginPost)
+	c.mux.HandleFunc("POST /console/logout", c.authed(c.logout))
+	c.mux.HandleFunc("GET /console/{$}", c.authed(c.queuePage))
+	c.mux.HandleFunc("GET /console/anomaly/{id}", c.authed(c.anomalyPage))
+	c.mux.HandleFunc("POST /console/anomaly/{id}/{action}", c.authed(c.anomalyAction))
+	c.mux.HandleFunc("GET /console/bulk", c.authed(c.bulkPage))
+	c.mux.HandleFunc("POST /console/bulk", c.authed(c.bulkPost))
+	c.mux.HandleFunc("GET /console/lot/{id}", c.authed(c.lotPage))
+	c.mux.HandleFunc("GET /console/file/{id}", c.authed(c.filePage))
+	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		secureHeaders(w)
+		http.Error(w, "no such page", http.StatusNotFound)
+	})
+	return c, nil
+}
+
+// Routes are the patterns to register on the API mux: the overview at
+// "GET /{$}" and every console page under "/console/".
+func (c *Console) Routes() map[string]http.Handler {
+	return map[string]http.Handler{"GET /{$}": Handler(c.o.Store, c.log), "/console/": c}
+}
+
+// OnDuty is an anomalies.Roster of the agents logged in now, every team
+// alike (use it when no roster is configured).
+func (c *Console) OnDuty(_ context.Context, _ string, _ time.Time) ([]string, error) {
+	return c.sess.onDuty(), nil
+}
+
+// ServeHTTP serves /console/.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	c.mux.ServeHTTP(w, r)
+}
+
+func secureHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+type ctxKey struct{}
+
+type reqSession struct {
+	*session
+	id string
+}
+
+// authed requires a session (GET: redirect to the login page; POST: 403)
+// and, for POST, the session's CSRF token.
+func (c *Console) authed(h func(http.ResponseWriter, *http.Request, reqSession)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		secureHeaders(w)
+		s, id := c.sess.get(r)
+		if s == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "not logged in", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodPost && !csrfOK(s, r) {
+			c.log.Warn("console: CSRF token missing or wrong", "agent", s.agent, "path", r.URL.Path)
+			http.Error(w, "invalid or missing CSRF token: reload the page", http.StatusForbidden)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), c.o.Timeout)
+		defer cancel()
+		h(w, r.WithContext(ctx), reqSession{s, id})
+	}
+}
+
+func (c *Console) render(w http.ResponseWriter, status int, name string, s *reqSession, data any) {
+	v := struct {
+		Agent, CSRF, Now string
+		Data             any
+	}{Now: c.now().Format("2006-01-02 15:04 MST"), Data: data}
+	if s != nil {
+		v.Agent, v.CSRF = s.agent, s.csrf
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages[name].ExecuteTemplate(w, "layout", v); err != nil {
+		c.log.Warn("console render failed", "page", name, "error", err)
+	}
+}
+
+// fail answers an error of the store or of an action.
+func (c *Console) fail(w http.ResponseWriter, s reqSession, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, anomalies.ErrBadRequest):
+		status = http.StatusBadRequest
+	case errors.Is(err, anomalies.ErrNotAllowed), errors.Is(err, anomalies.ErrNoLot), errors.Is(err, store.ErrConflict),
+		errors.Is(err, lifecycle.ErrIllegal), errors.Is(err, anomalies.ErrNoRule), errors.Is(err, anomalies.ErrNoAgent):
+		status = http.StatusConflict
+	default:
+		c.log.Warn("console request failed", "agent", s.agent, "error", err)
+	}
+	c.render(w, status, "error", &s, anomalies.MaskNIR(err.Error()))
+}
+
+// --- login ---
+
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/console/"
+	}
+	return next
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	secureHeaders(w)
+	c.render(w, http.StatusOK, "login", nil, map[string]string{"Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
+	secureHeaders(w)
+	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
+	next := safeNext(r.PostFormValue("next"))
+	id, ok := c.sess.login(name, pw)
+	if !ok {
+		c.log.Info("console login refused", "agent", name)
+		c.render(w, http.StatusUnauthorized, "login", nil, map[string]string{"Next": next, "Error": "unknown agent or wrong password"})
+		return
+	}
+	c.log.Info("console login", "agent", name)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(c.o.SessionTTL / time.Second)})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, s reqSession) {
+	c.sess.logout(s.id)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+// --- queue ---
+
+type filterForm struct {
+	Kind, Tenant, Destination, State, Assignee, Age string
+}
+
+func (f filterForm) Query() string {
+	v := url.Values{}
+	for k, x := range map[string]string{"kind": f.Kind, "tenant": f.Tenant, "destination": f.Destination, "state": f.State, "assignee": f.Assignee, "age": f.Age} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v.Encode()
+}
+
+func readFilter(get func(string) string) (filterForm, anomalies.Filter, error) {
+	ff := filterForm{Kind: get("kind"), Tenant: get("tenant"), Destination: get("destination"), State: get("state"),
+		Assignee: get("assignee"), Age: get("age")}
+	f := anomalies.Filter{Kind: ff.Kind, Tenant: ff.Tenant, Destination: ff.Destination, Assignee: ff.Assignee, State: lifecycle.State(ff.State)}
+	switch ff.State {
+	case "":
+		ff.State, f.State = string(anomalies.StateActive), anomalies.StateActive
+	case "all":
+		f.State = ""
+	}
+	if ff.Age != "" {
+		h, err := strconv.ParseFloat(ff.Age, 64)
+		if err != nil || h < 0 || h > 24*3650 {
+			return ff, f, fmt.Errorf("%w: age is a number of hours", anomalies.ErrBadRequest)
+		}
+		f.OlderThan = time.Duration(h * float64(time.Hour))
+	}
+	return ff, f, nil
+}
+
+type queueView struct {
+	Filter  filterForm
+	Items   []anomalies.Item
+	Kinds   []string
+	States  []string
+	Agents  []string
+	Limited bool
+}
+
+var filterStates = []string{string(anomalies.StateActive), "open", "assigned", "resolved", "handed_back", "cancelled", "all"}
+
+func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, s reqSession) {
+	ff, f, err := readFilter(r.URL.Query().Get)
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	f.Limit = 500
+	items, err := c.o.Queue.List(r.Context(), f)
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	c.render(w, http.StatusOK, "queue", &s, queueView{Filter: ff, Items: items, Kinds: anomalies.Kinds(), States: filterStates,
+		Agents: c.names, Limited: len(items) == f.Limit})
+}
+
+// --- anomaly ---
+
+type invoiceRow struct {
+	store.Invoice
+	Suggested bool // pre-checked for a rebuild
+}
+
+type anomalyView struct {
+	anomalies.Detail
+	Lot      *store.Lot
+	Invoices []invoiceRow
+	Agents   []string
+	Codes    []string
+	ActionID string
+	Done     string
+	Err      string
+}
+
+func newActionID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (c *Console) anomalyPage(w http.ResponseWriter, r *http.Request, s reqSession) {
+	d, err := c.o.Queue.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	v := anomalyView{Detail: d, Agents: c.names, Codes: anomalies.ReasonCodes, ActionID: newActionID(),
+		Done: r.URL.Query().Get("done"), Err: r.URL.Query().Get("err")}
+	if d.Lot != "" {
+		if lot, err := c.o.Store.Lot(r.Context(), d.Lot); err == nil {
+			v.Lot = &lot
+			invs, err := c.o.Store.Invoices(r.Context(), lot.ID)
+			if err != nil {
+				c.fail(w, s, err)
+				return
+			}
+			for _, inv := range invs {
+				v.Invoices = append(v.Invoices, invoiceRow{Invoice: inv, Suggested: inv.State == lifecycle.InvoiceRejected || len(inv.Codes) > 0})
+			}
+		}
+	}
+	c.render(w, http.StatusOK, "anomaly", &s, v)
+}
+
+func (c *Console) anomalyAction(w http.ResponseWriter, r *http.Request, s reqSession) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	ctx, q := r.Context(), c.o.Queue
+	code, note, actionID := r.PostFormValue("code"), r.PostFormValue("note"), r.PostFormValue("action_id")
+	var err error
+	done := action
+	switch action {
+	case "assign":
+		to := r.PostFormValue("agent")
+		switch to {
+		case "":
+			err = fmt.Errorf("%w: choose an agent", anomalies.ErrBadRequest)
+		case "auto":
+			to, err = q.AutoAssign(ctx, id, s.agent)
+		default:
+			if !c.known(to) {
+				err = fmt.Errorf("%w: unknown agent %q", anomalies.ErrBadRequest, to)
+			} else {
+				err = q.Assign(ctx, id, to, s.agent)
+			}
+		}
+		done = "assigned to " + to
+	case "unassign":
+		err = q.Unassign(ctx, id, s.agent)
+	case "comment":
+		err = q.Comment(ctx, id, s.agent, r.PostFormValue("text"))
+		done = "comment added"
+	case "resend":
+		err = q.Resend(ctx, id, actionID, s.agent)
+		done = "resend requested"
+	case "rebuild":
+		drop := r.PostForm["drop"]
+		if drop == nil {
+			drop = []string{}
+		}
+		var res anomalies.RebuildResult
+		res, err = q.Rebuild(ctx, id, drop, actionID, s.agent)
+		done = fmt.Sprintf("rebuilt as %s (lot number %03d)", res.New, res.Number)
+	case "cancel":
+		if r.PostFormValue("lot_too") == "1" {
+			err = q.CancelLot(ctx, id, s.agent, code, note)
+		} else {
+			err = q.Cancel(ctx, id, s.agent, code, note)
+		}
+		done = "cancelled"
+	case "resolve":
+		err = q.Resolve(ctx, id, s.agent, code, note)
+		done = "resolved"
+	case "handback":
+		err = q.HandBack(ctx, id, s.agent, code, note)
+		done = "handed back to the vendor"
+	case "notify":
+		err = q.NotifyAgain(ctx, id, s.agent)
+		done = "vendor notified"
+	default:
+		http.Error(w, "unknown action", http.StatusNotFound)
+		return
+	}
+	back := "/console/anomaly/" + url.PathEscape(id)
+	switch {
+	case err == nil:
+		c.log.Info("console action", "agent", s.agent, "anomaly", id, "action", action)
+		http.Redirect(w, r, back+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+	case errors.Is(err, anomalies.ErrNotify):
+		http.Redirect(w, r, back+"?err="+url.QueryEscape(done+", but the vendor was not notified: use “notify again”"), http.StatusSeeOther)
+	case errors.Is(err, store.ErrNotFound) && action != "rebuild" && action != "resend":
+		c.fail(w, s, err)
+	default:
+		c.log.Info("console action refused", "agent", s.agent, "anomaly", id, "action", action, "error", err)
+		http.Redirect(w, r, back+"?err="+url.QueryEscape(anomalies.MaskNIR(err.Error())), http.StatusSeeOther)
+	}
+}
+
+func (c *Console) known(agent string) bool {
+	i := sort.SearchStrings(c.names, agent)
+	return i < len(c.names) && c.names[i] == agent
+}
+
+// --- bulk ---
+
+type bulkView struct {
+	Filter   filterForm
+	Count    int
+	Preview  []anomalies.Item
+	Limit    int
+	Actions  []string
+	Codes    []string
+	Agents   []string
+	Kinds    []string
+	States   []string
+	ActionID string
+	Result   *anomalies.BulkResult
+	Request  *anomalies.BulkRequest
+}
+
+func (c *Console) bulkPage(w http.ResponseWriter, r *http.Request, s reqSession) {
+	q := r.URL.Query()
+	ff, f, err := readFilter(q.Get)
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	limit := 50
+	if x := q.Get("limit"); x != "" {
+		if limit, err = strconv.Atoi(x); err != nil || limit < 1 || limit > anomalies.MaxBulk {
+			c.fail(w, s, fmt.Errorf("%w: limit is 1..%d", anomalies.ErrBadRequest, anomalies.MaxBulk))
+			return
+		}
+	}
+	v := bulkView{Filter: ff, Limit: limit, Actions: anomalies.BulkActions, Codes: anomalies.ReasonCodes, Agents: c.names,
+		Kinds: anomalies.Kinds(), States: filterStates, ActionID: newActionID()}
+	if v.Count, err = c.o.Queue.Count(r.Context(), f); err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	if v.Preview, err = c.o.Queue.Preview(r.Context(), f, limit); err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	c.render(w, http.StatusOK, "bulk", &s, v)
+}
+
+func (c *Console) bulkPost(w http.ResponseWriter, r *http.Request, s reqSession) {
+	ff, f, err := readFilter(r.PostFormValue)
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		c.fail(w, s, fmt.Errorf("%w: tick the confirmation box", anomalies.ErrBadRequest))
+		return
+	}
+	limit, _ := strconv.Atoi(r.PostFormValue("limit"))
+	req := anomalies.BulkRequest{ID: r.PostFormValue("action_id"), Filter: f, Action: r.PostFormValue("action"), Limit: limit,
+		Actor: s.agent, Assignee: r.PostFormValue("agent"), Code: r.PostFormValue("code"), Note: r.PostFormValue("note")}
+	if req.Action == anomalies.BulkAssign && !c.known(req.Assignee) {
+		c.fail(w, s, fmt.Errorf("%w: unknown agent %q", anomalies.ErrBadRequest, req.Assignee))
+		return
+	}
+	res, err := c.o.Queue.Bulk(r.Context(), req)
+	if err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	c.log.Info("console bulk action", "agent", s.agent, "action", req.Action, "id", req.ID, "done", res.Done, "skipped", res.Skipped, "failed", res.Failed)
+	c.render(w, http.StatusOK, "bulk", &s, bulkView{Filter: ff, Limit: limit, Result: &res, Request: &req})
+}
+
+// --- lot and file ---
+
+type lotView struct {
+	Lot          store.Lot
+	File         store.File
+	Siblings     []store.Lot
+	ReplacedBy   []store.Lot
+	Invoices     []store.Invoice
+	Attempts     []store.Attempt
+	Expectations []store.Expectation
+	Returns      []store.Return
+	ReturnsCut   bool
+	Anomalies    []store.Anomaly
+	Events       []store.Event
+}
+
+// maxReturnScan bounds the tenant feed read to find a lot's returns.
+const maxReturnScan = 5000
+
+func (c *Console) lotPage(w http.ResponseWriter, r *http.Request, s reqSession) {
+	ctx, st := r.Context(), c.o.Store
+	var v lotView
+	var err error
+	if v.Lot, err = st.Lot(ctx, r.PathValue("id")); err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	id := v.Lot.ID
+	steps := []func() error{
+		func() (err error) { v.File, err = st.File(ctx, v.Lot.File); return },
+		func() (err error) { v.Siblings, err = st.Lots(ctx, store.LotQuery{File: v.Lot.File, Limit: 1000}); return },
+		func() (err error) { v.Invoices, err = st.Invoices(ctx, id); return },
+		func() (err error) { v.Attempts, err = st.Attempts(ctx, id); return },
+		func() (err error) { v.Expectations, err = st.Expectations(ctx, id); return },
+		func() (err error) { v.Anomalies, err = st.Anomalies(ctx, store.AnomalyQuery{Subject: "lot:" + id, Limit: 200}); return },
+		func() (err error) { v.Events, err = st.Events(ctx, "lot:"+id); return },
+		func() error {
+			var after int64
+			for read := 0; read < maxReturnScan; {
+				rs, err := st.Returns(ctx, v.Lot.Tenant, after, 500)
+				if err != nil {
+					return err
+				}
+				for _, x := range rs {
+					if x.Lot == id {
+						v.Returns = append(v.Returns, x)
+					}
+				}
+				read += len(rs)
+				if len(rs) < 500 {
+					return nil
+				}
+				after = rs[len(rs)-1].Seq
+			}
+			v.ReturnsCut = true
+			return nil
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil && !errors.Is(err, store.ErrNotFound) {
+			c.fail(w, s, err)
+			return
+		}
+	}
+	for _, l := range v.Siblings {
+		if l.Replaces == id {
+			v.ReplacedBy = append(v.ReplacedBy, l)
+		}
+	}
+	c.render(w, http.StatusOK, "lot", &s, v)
+}
+
+type fileView struct {
+	File store.File
+	Lots []store.Lot
+}
+
+func (c *Console) filePage(w http.ResponseWriter, r *http.Request, s reqSession) {
+	var v fileView
+	var err error
+	if v.File, err = c.o.Store.File(r.Context(), r.PathValue("id")); err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	if v.Lots, err = c.o.Store.Lots(r.Context(), store.LotQuery{File: v.File.ID, Limit: 1000}); err != nil {
+		c.fail(w, s, err)
+		return
+	}
+	c.render(w, http.StatusOK, "file", &s, v)
+}
