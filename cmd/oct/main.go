@@ -51,7 +51,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "configuration file (YAML); defaults apply without one")
 	root.PersistentFlags().StringVar(&g.dataDir, "data", "", "data directory (overrides data_dir)")
-	root.AddCommand(serveCmd(g), demoCmd(g), validateCmd(), genCmd(), tenantCmd(g), auditCmd(g), referentialCmd(g), versionCmd())
+	root.AddCommand(serveCmd(g), demoCmd(g), validateCmd(), genCmd(), tenantCmd(g), auditCmd(g), referentialCmd(g), simCmd(), versionCmd())
 	return root
 }
 
@@ -66,6 +66,8 @@ func (g *globals) load() (config.Config, error) {
 	}
 	return c, nil
 }
+
+func defaultLogConfig() config.Config { return config.Defaults() }
 
 func newLogger(c config.Config) *slog.Logger {
 	var lvl slog.Level

@@ -83,6 +83,7 @@ type DeliverHTTPS struct {
 // Certificates locates the LDAP directory of encryption certificates.
 type Certificates struct {
 	LDAPURL string        `yaml:"ldap_url"` // "" disables (no encrypted SMTP delivery)
+	Dir     string        `yaml:"dir"`      // or: <mailbox>.pem files (oct sim writes them)
 	BaseDN  string        `yaml:"base_dn"`
 	TTL     time.Duration `yaml:"ttl"`
 }

@@ -1,10 +1,13 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -88,6 +91,22 @@ func (n *Node) deliveryFromConfig() (deliver.Sender, Certs, error) {
 			return nil, nil, fmt.Errorf("certificates: %w", err)
 		}
 		certs = dir
+	}
+	if dir := n.Config.Certificates.Dir; dir != "" && certs == nil {
+		certs = CertsFunc(func(_ context.Context, mailbox string) (*x509.Certificate, error) {
+			if strings.ContainsAny(mailbox, "/\\") || strings.HasPrefix(mailbox, ".") {
+				return nil, fmt.Errorf("bad mailbox %q", mailbox)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, strings.ToLower(mailbox)+".pem"))
+			if err != nil {
+				return nil, err
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil {
+				return nil, fmt.Errorf("%s: no PEM certificate", mailbox)
+			}
+			return x509.ParseCertificate(blk.Bytes)
+		})
 	}
 	return d, certs, nil
 }
