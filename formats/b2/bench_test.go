@@ -198,3 +198,22 @@ func peakRSS() int64 {
 	}
 	return 0
 }
+
+// Steady state allocates nothing per record: validating 100 times more
+// records costs the same allocations (the per-file Report only).
+func TestNoAllocationPerRecord(t *testing.T) {
+	small := genFile(t, GenOptions{Seed: 1, Lots: 1, Invoices: 10})
+	large := genFile(t, GenOptions{Seed: 1, Lots: 100, Invoices: 10})
+	v := NewValidator(Options{})
+	count := func(data []byte) float64 {
+		return testing.AllocsPerRun(5, func() {
+			if rep, _ := v.Validate(bytes.NewReader(data)); !rep.Valid {
+				t.Fatal(rep.Errors)
+			}
+		})
+	}
+	s, l := count(small), count(large)
+	if l > s+1 {
+		t.Fatalf("%v allocations for %d bytes, %v for %d bytes", l, len(large), s, len(small))
+	}
+}
