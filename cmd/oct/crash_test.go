@@ -39,6 +39,11 @@ func startServe(t *testing.T, bin, dir string, port int) *testenv.Proc {
 	})
 }
 
+func execOutput(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).Output()
+	return string(out), err
+}
+
 func addTenant(t *testing.T, bin, dir, name string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "tenant", "add", name, "--data", dir).Output()
