@@ -498,11 +498,17 @@ func (c *Console) lotPage(w http.ResponseWriter, r *http.Request, s reqSession) 
 	id := v.Lot.ID
 	steps := []func() error{
 		func() (err error) { v.File, err = st.File(ctx, v.Lot.File); return },
-		func() (err error) { v.Siblings, err = st.Lots(ctx, store.LotQuery{File: v.Lot.File, Limit: 1000}); return },
+		func() (err error) {
+			v.Siblings, err = st.Lots(ctx, store.LotQuery{File: v.Lot.File, Limit: 1000})
+			return
+		},
 		func() (err error) { v.Invoices, err = st.Invoices(ctx, id); return },
 		func() (err error) { v.Attempts, err = st.Attempts(ctx, id); return },
 		func() (err error) { v.Expectations, err = st.Expectations(ctx, id); return },
-		func() (err error) { v.Anomalies, err = st.Anomalies(ctx, store.AnomalyQuery{Subject: "lot:" + id, Limit: 200}); return },
+		func() (err error) {
+			v.Anomalies, err = st.Anomalies(ctx, store.AnomalyQuery{Subject: "lot:" + id, Limit: 200})
+			return
+		},
 		func() (err error) { v.Events, err = st.Events(ctx, "lot:"+id); return },
 		func() error {
 			var after int64

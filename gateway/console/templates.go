@@ -107,7 +107,7 @@ var pageBodies = map[string]string{
 {{template "items" .Items}}{{end}}{{end}}`,
 
 	"anomaly": `{{define "body"}}{{$csrf := .CSRF}}{{with .Data}}{{$id := .ID}}<h1>Anomaly <code id="anomaly-id">{{.ID}}</code></h1>
-{{with .Done}}<p class="msg" id="done">{{.}}</p>{{end}}{{with .Err}}<p class="err" id="error">{{.}}</p>{{end}}
+{{with .Done}}<p class="msg" id="done" data-done="{{.}}">{{.}}</p>{{end}}{{with .Err}}<p class="err" id="error">{{.}}</p>{{end}}
 <table><tr><th>kind</th><td>{{.Kind}}</td></tr><tr><th>subject</th><td>{{with .Lot}}<a href="/console/lot/{{.ID}}">{{$.Data.Subject}}</a>{{else}}{{with fileof .Subject}}<a href="/console/file/{{.}}">{{$.Data.Subject}}</a>{{else}}{{.Subject}}{{end}}{{end}}</td></tr>
 <tr><th>tenant</th><td>{{.Tenant}}</td></tr><tr><th>destination</th><td>{{.Destination}}</td></tr>
 <tr><th>state</th><td id="state">{{.State}}</td></tr><tr><th>assignee</th><td id="assignee">{{.Assignee}}</td></tr>
@@ -121,18 +121,18 @@ var pageBodies = map[string]string{
 {{range .History}}<tr><td>{{ts .Time}}</td><td>{{.Actor}}</td><td>{{if eq .Type "transition"}}{{if .From}}{{.From}} → {{end}}{{.To}}{{else}}{{.Type}}{{end}}</td><td>{{mask .Reason}}</td></tr>{{end}}
 </table>
 
-<h2>Actions</h2>
-<fieldset><legend>Assign</legend>
+<h2>Actions</h2>{{$active := or (eq .State "open") (eq .State "assigned")}}
+{{if $active}}<fieldset><legend>Assign</legend>
 <form method="post" action="/console/anomaly/{{$id}}/assign" class="inline"><input type="hidden" name="csrf" value="{{$csrf}}">
 <select name="agent" id="agent-select"><option value="auto">automatic (rules)</option>{{range .Agents}}<option>{{.}}</option>{{end}}</select>
 <button id="assign">assign</button></form>
 {{if eq .State "assigned"}}<form method="post" action="/console/anomaly/{{$id}}/unassign" class="inline"><input type="hidden" name="csrf" value="{{$csrf}}"><button>unassign</button></form>{{end}}
-</fieldset>
+</fieldset>{{end}}
 <fieldset><legend>Comment</legend>
 <form method="post" action="/console/anomaly/{{$id}}/comment"><input type="hidden" name="csrf" value="{{$csrf}}">
 <textarea name="text" id="comment-text" rows="3" cols="70" maxlength="4000" required></textarea><br><button id="comment">add comment</button>
 <small>Never write a NIR or a patient's name: NIR-like numbers are masked.</small></form></fieldset>
-{{with .Lot}}<fieldset><legend>Lot</legend>
+{{if $active}}{{with .Lot}}<fieldset><legend>Lot</legend>
 <form method="post" action="/console/anomaly/{{$id}}/resend" class="inline"><input type="hidden" name="csrf" value="{{$csrf}}">
 <input type="hidden" name="action_id" value="{{$.Data.ActionID}}"><button id="resend">send the lot again</button></form>
 {{if or (eq .State "arl_negative") (eq .State "to_rebuild")}}
@@ -151,9 +151,9 @@ var pageBodies = map[string]string{
 <button formaction="/console/anomaly/{{$id}}/handback" id="handback">hand back to the vendor</button>
 <button formaction="/console/anomaly/{{$id}}/cancel" id="cancel">cancel</button>
 {{with .Lot}}<label><input type="checkbox" name="lot_too" value="1"> cancel the lot too</label>{{end}}
-</form>
+</form></fieldset>{{end}}
 {{if eq .State "handed_back"}}<form method="post" action="/console/anomaly/{{$id}}/notify"><input type="hidden" name="csrf" value="{{$csrf}}"><button>notify the vendor again</button></form>{{end}}
-</fieldset>{{end}}{{end}}`,
+{{end}}{{end}}`,
 
 	"bulk": `{{define "body"}}{{$csrf := .CSRF}}{{with .Data}}<h1>Bulk action</h1>
 {{if .Result}}{{with .Result}}<p class="msg" id="result">{{$.Data.Request.Action}}: {{.Done}} done, {{.Skipped}} skipped, {{.Failed}} failed (action <code>{{$.Data.Request.ID}}</code>)</p>
