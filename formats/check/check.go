@@ -20,6 +20,7 @@ import (
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/formats/envelope"
 	"github.com/octgw/oct/formats/fixed"
+	"github.com/octgw/oct/formats/noemie"
 )
 
 // Format names.
@@ -124,6 +125,9 @@ const sniffLen = 512
 // when nothing matches.
 func Detect(head []byte) string {
 	head = bytes.TrimLeft(head, "\r\n")
+	if noemie.Detect(head) { // also with the 4-digit line-length prefix ("0128000…")
+		return FormatNOEMIE
+	}
 	if len(head) < 65 || string(head[:3]) != "000" {
 		return FormatUnknown
 	}

@@ -30,17 +30,18 @@ func header(norm string) []byte {
 
 func TestDetect(t *testing.T) {
 	cases := map[string]string{
-		string(header("CP")):          FormatB2,
-		string(header("ES")):          FormatB2,
-		string(header("PS1")):         FormatB2,
-		"\r\n" + string(header("CP")): FormatB2,
-		string(header("580")):         FormatNOEMIE,
-		string(header("576")):         FormatNOEMIE,
-		string(header("OCTA")):        FormatARL,
-		string(header("")):            FormatUnknown,
-		"":                            FormatUnknown,
-		"hello world":                 FormatUnknown,
-		"000 too short":               FormatUnknown,
+		string(header("CP")):           FormatB2,
+		string(header("ES")):           FormatB2,
+		string(header("PS1")):          FormatB2,
+		"\r\n" + string(header("CP")):  FormatB2,
+		string(header("580")):          FormatNOEMIE,
+		string(header("576")):          FormatNOEMIE,
+		string(header("OCTA")):         FormatARL,
+		"0128" + string(header("580")): FormatNOEMIE, // 4-digit line-length prefix
+		string(header("")):             FormatUnknown,
+		"":                             FormatUnknown,
+		"hello world":                  FormatUnknown,
+		"000 too short":                FormatUnknown,
 	}
 	for in, want := range cases {
 		if got := Detect([]byte(in)); got != want {
