@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/gateway/signing"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	Delivery Delivery `yaml:"delivery"`
 	// Certificates: the directory of caisse and AMC encryption certificates.
 	Certificates Certificates `yaml:"certificates"`
+	// Anomalies: the chase of missing returns and automatic assignment.
+	Anomalies Anomalies `yaml:"anomalies"`
+	// Console: who may log in to the support console.
+	Console Console `yaml:"console"`
 	// Signing is the signing pool (docs/signing.md); without members, lots
 	// rest at routed.
 	Signing signing.Config `yaml:"signing"`
@@ -86,6 +91,19 @@ type Certificates struct {
 	Dir     string        `yaml:"dir"`      // or: <mailbox>.pem files (oct sim writes them)
 	BaseDN  string        `yaml:"base_dn"`
 	TTL     time.Duration `yaml:"ttl"`
+}
+
+// Anomalies tunes the chaser (docs/anomalies.md).
+type Anomalies struct {
+	Every time.Duration         `yaml:"every"` // how often due expectations are chased
+	Chase anomalies.ChaseConfig `yaml:"chase"`
+	Rules []anomalies.Rule      `yaml:"rules"` // automatic assignment (kind, destination, tenant -> team)
+}
+
+// Console configures the support console's logins.
+type Console struct {
+	AgentsFile string        `yaml:"agents_file"` // name:bcrypt-hash lines; default <data_dir>/agents if present
+	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
 // Returns is the OCT's return mailbox (ARL, RSP), polled over IMAP.
@@ -293,6 +311,8 @@ func (c *Config) fill() {
 	}
 	def(&c.SMTP.Domain, "localhost")
 	defd(&c.Delivery.ARLDeadline, 48*time.Hour)
+	defd(&c.Anomalies.Every, time.Minute)
+	defd(&c.Console.SessionTTL, 12*time.Hour)
 	defi(&c.Delivery.MaxConcurrent, 4)
 	defd(&c.Certificates.TTL, time.Hour)
 	def(&c.Returns.IMAP.TLS, "implicit")

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/docs"
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
@@ -56,6 +57,11 @@ type Node struct {
 	// ReturnProcessor decodes, correlates, applies and relays returns.
 	ReturnProcessor *returns.Processor
 	poller          *returns.Poller
+
+	// Queue is the support work queue; Console its web pages.
+	Queue   *anomalies.Queue
+	Console *console.Console
+	chaser  *anomalies.Chaser
 
 	// Signing is the signing pool (nil without members).
 	Signing *signing.Pool
@@ -182,6 +188,15 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}
 	n.Gateway = g
 	extra := map[string]http.Handler{"GET /{$}": console.Handler(st, o.Logger)}
+	if o.Exclusive {
+		routes, err := n.openSupport()
+		if err != nil {
+			return nil, fmt.Errorf("support console: %w", err)
+		}
+		for k, h := range routes {
+			extra[k] = h
+		}
+	}
 	for k, h := range o.Extra {
 		extra[k] = h
 	}
@@ -226,6 +241,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	waitChannels := n.serveChannels(chanCtx)
 	waitPoller := n.runPoller(chanCtx)
+	waitChaser := n.runChaser(workCtx)
 	auditDone := make(chan struct{})
 	go func() {
 		defer close(auditDone)
@@ -252,6 +268,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	waitPoller()
 	stopWork()
 	wg.Wait()
+	waitChaser()
 	<-auditDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
