@@ -177,8 +177,17 @@ type Limits struct {
 
 // Store selects and tunes the journal.
 type Store struct {
-	Kind   string `yaml:"kind"` // sqlite
-	SQLite SQLite `yaml:"sqlite"`
+	Kind     string `yaml:"kind"` // sqlite, redis
+	SQLite   SQLite `yaml:"sqlite"`
+	Redis    Redis  `yaml:"redis"`
+	BlobsDir string `yaml:"blobs_dir"` // raw files; several nodes share one directory
+}
+
+// Redis is the shared store of several nodes (docs/store-redis.md).
+type Redis struct {
+	Addr               string `yaml:"addr"`
+	Prefix             string `yaml:"prefix"`
+	RequireFsyncAlways bool   `yaml:"require_fsync_always"`
 }
 
 // SQLite is the embedded store.
@@ -245,6 +254,9 @@ func ParseSize(s string) (Size, error) {
 // given.
 func Defaults() Config {
 	var c Config
+	// Listeners whose empty value means "off" get their default here only,
+	// so that a file saying listen: "" really switches them off.
+	c.SFTP.Listen = "127.0.0.1:2222"
 	c.fill()
 	return c
 }
@@ -294,6 +306,7 @@ func (c *Config) fill() {
 	defi(&c.Limits.Burst, 400)
 	defi(&c.Limits.MaxConcurrent, 256)
 	def(&c.Store.Kind, "sqlite")
+	def(&c.Store.Redis.Prefix, "oct")
 	if c.Store.SQLite.GroupCommit == nil {
 		t := true
 		c.Store.SQLite.GroupCommit = &t
@@ -303,7 +316,6 @@ func (c *Config) fill() {
 	defd(&c.Workers.PollEvery, 200*time.Millisecond)
 	defi(&c.Workers.MaxAttempts, 10)
 	def(&c.Refs.AMODomain, "rss.fr")
-	def(&c.SFTP.Listen, "127.0.0.1:2222")
 	defi(&c.SFTP.FilesPerMinute, 120)
 	defi(&c.SFTP.MaxSessions, 4)
 	if c.SFTP.DiskQuota == 0 {
@@ -339,8 +351,14 @@ func (c *Config) Path(p, def string) string {
 // Validate checks values that parse but make no sense.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Store.Kind != "sqlite" {
-		errs = append(errs, fmt.Errorf("store.kind: %q is not one of: sqlite", c.Store.Kind))
+	switch c.Store.Kind {
+	case "sqlite":
+	case "redis":
+		if c.Store.Redis.Addr == "" {
+			errs = append(errs, fmt.Errorf("store.kind is redis: store.redis.addr is required"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.kind: %q is not one of: sqlite, redis", c.Store.Kind))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -422,9 +440,8 @@ func Load(path string) (Config, error) {
 
 // Parse decodes YAML strictly, fills defaults and validates.
 func Parse(name string, data []byte) (Config, error) {
-	var c Config
+	c := Defaults() // the file overrides the defaults key by key
 	if len(bytes.TrimSpace(data)) == 0 {
-		c.fill()
 		return c, c.Validate()
 	}
 	var root yaml.Node

@@ -32,6 +32,16 @@ func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
 	}
 }
 
+func TestEmptyListenerSwitchesItOff(t *testing.T) {
+	c, err := Parse("x", []byte("sftp:\n  listen: \"\"\n"))
+	if err != nil || c.SFTP.Listen != "" {
+		t.Fatalf("sftp.listen \"\" gave %q (%v)", c.SFTP.Listen, err)
+	}
+	if c, _ := Parse("x", []byte("log:\n  level: debug\n")); c.SFTP.Listen != "127.0.0.1:2222" {
+		t.Fatalf("default sftp.listen lost: %q", c.SFTP.Listen)
+	}
+}
+
 func TestValuesParse(t *testing.T) {
 	c, err := Parse("x", []byte("limits:\n  max_file_bytes: 2MiB\nworkers:\n  lease_ttl: 45s\nstore:\n  sqlite:\n    group_commit: false\n"))
 	if err != nil {
@@ -42,6 +52,9 @@ func TestValuesParse(t *testing.T) {
 	}
 	if _, err := Parse("x", []byte("limits:\n  max_file_bytes: lots\n")); err == nil {
 		t.Fatal("bad size accepted")
+	}
+	if _, err := Parse("x", []byte("store:\n  kind: redis\n")); err == nil || !strings.Contains(err.Error(), "store.redis.addr") {
+		t.Fatalf("redis without addr: %v", err)
 	}
 	if _, err := Parse("x", []byte("store:\n  kind: mongo\n")); err == nil || !strings.Contains(err.Error(), "store.kind") {
 		t.Fatalf("bad kind: %v", err)

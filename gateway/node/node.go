@@ -33,6 +33,7 @@ import (
 	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/blobdir"
+	redisstore "github.com/octgw/oct/gateway/store/redis"
 	"github.com/octgw/oct/gateway/store/sqlite"
 	"github.com/octgw/oct/referentials"
 	"github.com/octgw/oct/routing"
@@ -110,9 +111,10 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	n = &Node{Config: cfg, Logger: o.Logger, Returns: gateway.NewSignal()}
+	built := n // a failing return sets n to nil: release what was opened
 	defer func() {
 		if err != nil {
-			n.Close()
+			built.Close()
 		}
 	}()
 	if o.Exclusive {
@@ -124,14 +126,21 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	if err != nil {
 		return nil, fmt.Errorf("NIR hashing key: %w", err)
 	}
-	st, err := sqlite.Open(ctx, sqlite.Options{
-		Path: cfg.Path(cfg.Store.SQLite.Path, "oct.db"), NoGroupCommit: !*cfg.Store.SQLite.GroupCommit, Logger: o.Logger,
-	})
+	var st store.Store
+	switch cfg.Store.Kind {
+	case "redis":
+		st, err = redisstore.Open(ctx, redisstore.Options{Addr: cfg.Store.Redis.Addr, Prefix: cfg.Store.Redis.Prefix,
+			RequireFsyncAlways: cfg.Store.Redis.RequireFsyncAlways, Logger: o.Logger})
+	default:
+		st, err = sqlite.Open(ctx, sqlite.Options{
+			Path: cfg.Path(cfg.Store.SQLite.Path, "oct.db"), NoGroupCommit: !*cfg.Store.SQLite.GroupCommit, Logger: o.Logger,
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	n.Store = st
-	blobs, err := blobdir.Open(filepath.Join(cfg.DataDir, "blobs"))
+	blobs, err := blobdir.Open(cfg.Path(cfg.Store.BlobsDir, "blobs"))
 	if err != nil {
 		return nil, fmt.Errorf("blobs: %w", err)
 	}
