@@ -378,6 +378,15 @@ func (pl *plan) arl(ctx context.Context, part Part, idx int, a arl.ARL) error {
 		if err := pl.maybeSettle(ctx, target); err != nil {
 			return err
 		}
+		if a.Positive && target.State == lifecycle.LotARLPositive {
+			// The payments are now awaited: an RSP expectation the chaser
+			// watches (rsp-missing when it passes).
+			e := store.Expectation{ID: target.ID + "-rsp", Lot: target.ID, Kind: KindRSP, DueAt: pl.p.o.Now().Add(pl.p.o.RSPDeadline)}
+			if _, done := pl.expPut[e.ID]; !done {
+				pl.expPut[e.ID] = len(pl.exps)
+				pl.exps = append(pl.exps, e)
+			}
+		}
 	case len(waiting) == 0 && len(cands) == 1:
 		target = cands[0]
 		s := target.State

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/octgw/oct/formats/arl"
 	"github.com/octgw/oct/gateway/lifecycle"
@@ -54,10 +55,17 @@ func TestPositiveARL(t *testing.T) {
 		t.Fatal("other tenant got the ARL")
 	}
 	exps, _ := e.st.Expectations(e.ctx, "L1")
+	rsp := 0
 	for _, x := range exps {
 		if (x.Kind == "arl") != (x.SatisfiedBy == feed[0].ID) {
 			t.Errorf("expectation %+v", x)
 		}
+		if x.Kind == "rsp" && x.SatisfiedBy == "" && x.DueAt.Sub(exps[0].DueAt) > 27*24*time.Hour {
+			rsp++ // due 720h after the ARL (the ARL expectation was due 48h after the send)
+		}
+	}
+	if rsp != 1 {
+		t.Errorf("a positive ARL must open one RSP expectation: %+v", exps)
 	}
 	if e.wakes.Load() != 1 {
 		t.Errorf("OnReturn called %d times", e.wakes.Load())

@@ -78,9 +78,12 @@ type Options struct {
 	// AnomalySLA is the time support has to handle a raised anomaly
 	// (default 24h).
 	AnomalySLA time.Duration
-	Actor      string // actor of the events (default "returns")
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// RSPDeadline: after a positive ARL the gateway expects the lot's RSP
+	// within this (default 720h); the chaser acts when it passes.
+	RSPDeadline time.Duration
+	Actor       string // actor of the events (default "returns")
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // Processor decodes, correlates, applies and relays return messages. It is
@@ -102,6 +105,9 @@ func NewProcessor(o Options) (*Processor, error) {
 	}
 	if o.AnomalySLA <= 0 {
 		o.AnomalySLA = 24 * time.Hour
+	}
+	if o.RSPDeadline <= 0 {
+		o.RSPDeadline = 720 * time.Hour
 	}
 	if o.Actor == "" {
 		o.Actor = "returns"
