@@ -19,7 +19,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, then *store.Change
 	if then == nil {
 		then = &store.Change{}
 	}
-	if err := validate(then); err != nil {
+	if err := store.ValidateChange(then); err != nil {
 		return store.File{}, false, err
 	}
 	if err := s.start(ctx); err != nil {
@@ -45,7 +45,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Change) error {
 	if c == nil {
 		return nil
 	}
-	if err := validate(c); err != nil {
+	if err := store.ValidateChange(c); err != nil {
 		return err
 	}
 	if err := s.start(ctx); err != nil {
@@ -53,83 +53,6 @@ func (s *Store) Commit(ctx context.Context, c *store.Change) error {
 	}
 	_, err := s.write(ctx, c, nil, nil)
 	return err
-}
-
-// validate rejects changes that can never apply (the same rules as the
-// SQLite store).
-func validate(c *store.Change) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("redis: "+format+": %w", append(a, store.ErrInvalid)...)
-	}
-	for _, t := range c.Tenants {
-		if t.ID == "" {
-			return bad("tenant without id")
-		}
-	}
-	for _, f := range c.Files {
-		if f.ID == "" || f.Tenant == "" {
-			return bad("file without id or tenant")
-		}
-	}
-	for _, l := range c.Lots {
-		if l.ID == "" {
-			return bad("lot without id")
-		}
-	}
-	for _, i := range c.Invoices {
-		if i.ID == "" {
-			return bad("invoice without id")
-		}
-	}
-	for _, a := range c.Attempts {
-		if a.ID == "" {
-			return bad("attempt without id")
-		}
-	}
-	for _, e := range c.Expectations {
-		if e.ID == "" {
-			return bad("expectation without id")
-		}
-	}
-	for _, r := range c.Returns {
-		if r.ID == "" {
-			return bad("return without id")
-		}
-	}
-	for _, a := range c.Anomalies {
-		if a.ID == "" {
-			return bad("anomaly without id")
-		}
-	}
-	for _, t := range c.Transitions {
-		if t.ID == "" {
-			return bad("transition without id")
-		}
-		if _, ok := recordKinds[t.Kind]; !ok {
-			return bad("transition of unknown kind %q", t.Kind)
-		}
-	}
-	for _, e := range c.Events {
-		if e.Subject == "" || e.Type == "" || e.Type == "transition" {
-			return bad("event needs a subject and a type other than transition")
-		}
-	}
-	for _, j := range c.Enqueue {
-		if j.Kind == "" {
-			return bad("job without kind")
-		}
-	}
-	for _, l := range c.Done {
-		if l.ID == "" {
-			return bad("done without job id")
-		}
-	}
-	for _, r := range c.Retry {
-		if r.Lease.ID == "" {
-			return bad("retry without job id")
-		}
-	}
-	return nil
 }
 
 // recordKinds maps a lifecycle kind to the key family of its records and
