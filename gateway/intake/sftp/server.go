@@ -23,6 +23,7 @@ import (
 
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/intake/penalty"
 )
 
 // Intaker is the gateway's single intake entry. It returns only once the
@@ -82,7 +83,7 @@ type Server struct {
 	rates     map[string]*window         // tenant -> files in the last minute
 	reserved  map[string]int64           // tenant -> bytes of uploads in progress
 	writing   map[string]map[string]bool // tenant -> inbox names open for writing
-	fails     failures
+	fails     *penalty.Table
 }
 
 // New checks cfg and returns a server. Nothing runs until Serve.
@@ -134,10 +135,7 @@ func New(cfg Config) (*Server, error) {
 		rates:     make(map[string]*window),
 		reserved:  make(map[string]int64),
 		writing:   make(map[string]map[string]bool),
-		fails: failures{
-			base: cfg.LoginDelay, max: cfg.MaxLoginDelay, forget: time.Hour,
-			maxAddrs: 10000, m: make(map[string]failure),
-		},
+		fails:     penalty.New(cfg.LoginDelay, cfg.MaxLoginDelay, time.Hour, 10000),
 	}, nil
 }
 
@@ -252,7 +250,7 @@ func (s *Server) handleConn(c net.Conn) {
 
 	// Slow down addresses that failed to log in.
 	s.mu.Lock()
-	d := s.fails.delay(addr, s.cfg.Now())
+	d := s.fails.Delay(addr, s.cfg.Now())
 	s.mu.Unlock()
 	if d > 0 && !s.wait(d) {
 		return
@@ -279,7 +277,7 @@ func (s *Server) handleConn(c net.Conn) {
 		var ae *ssh.ServerAuthError
 		if errors.As(err, &ae) {
 			s.mu.Lock()
-			n := s.fails.fail(addr, s.cfg.Now())
+			n := s.fails.Fail(addr, s.cfg.Now())
 			s.mu.Unlock()
 			s.log.Warn("sftp login failed", "remote", remote, "failures", n)
 		} else if s.ctx.Err() == nil {
@@ -294,7 +292,7 @@ func (s *Server) handleConn(c net.Conn) {
 	tenant := sc.Permissions.Extensions["tenant"]
 	keyFP := sc.Permissions.Extensions["key"]
 	s.mu.Lock()
-	s.fails.ok(addr)
+	s.fails.OK(addr)
 	lim := s.cfg.Limits(tenant).withDefaults()
 	if s.sessions[tenant] >= lim.MaxSessions {
 		s.mu.Unlock()

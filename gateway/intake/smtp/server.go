@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/penalty"
 )
 
 // Intaker is the gateway's single intake entry. It returns only once the
@@ -84,7 +85,7 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	l     net.Listener
-	fails failures
+	fails *penalty.Table
 }
 
 // New checks cfg and returns a server. Nothing runs until Serve.
@@ -136,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "intake/smtp"),
 		ctx: ctx, cancel: cancel,
 		conns: make(map[net.Conn]struct{}),
-		fails: failures{base: cfg.AuthDelay, max: cfg.MaxAuthDelay, forget: time.Hour, maxAddrs: 10000, m: make(map[string]failure)},
+		fails: penalty.New(cfg.AuthDelay, cfg.MaxAuthDelay, time.Hour, 10000),
 	}, nil
 }
 
@@ -330,7 +331,7 @@ func (se *session) login(identity, user, pass string) error {
 		addr = h
 	}
 	s.mu.Lock()
-	d := s.fails.delay(addr, s.cfg.Now())
+	d := s.fails.Delay(addr, s.cfg.Now())
 	s.mu.Unlock()
 	if d > 0 {
 		t := time.NewTimer(d)
@@ -354,13 +355,13 @@ func (se *session) login(identity, user, pass string) error {
 			return errAuthTemp
 		}
 		s.mu.Lock()
-		n := s.fails.fail(addr, s.cfg.Now())
+		n := s.fails.Fail(addr, s.cfg.Now())
 		s.mu.Unlock()
 		s.log.Warn("smtp login failed", "remote", se.remote, "failures", n)
 		return smtp.ErrAuthFailed
 	}
 	s.mu.Lock()
-	s.fails.ok(addr)
+	s.fails.OK(addr)
 	s.mu.Unlock()
 	se.tenant = tenant
 	s.log.Info("smtp login", "tenant", tenant, "remote", se.remote)

@@ -178,7 +178,7 @@ func TestAuthAndTLSRequired(t *testing.T) {
 		c.Close()
 	}
 	e.srv.mu.Lock()
-	d := e.srv.fails.delay("127.0.0.1", e.srv.cfg.Now())
+	d := e.srv.fails.Delay("127.0.0.1", e.srv.cfg.Now())
 	e.srv.mu.Unlock()
 	if d != 2*time.Millisecond {
 		t.Errorf("delay after 3 failures = %v", d)
