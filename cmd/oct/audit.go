@@ -16,25 +16,18 @@ func auditCmd(g *globals) *cobra.Command {
 		Use:   "verify",
 		Short: "Verify the hash chain of the event log; report the first broken link",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			n, err := node.Open(cmd.Context(), cfg, node.Options{})
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			checked, broken, err := store.VerifyChain(cmd.Context(), n.Store, nil)
-			if errors.Is(err, store.ErrBrokenChain) {
-				fmt.Fprintf(cmd.OutOrStdout(), "BROKEN: event %d does not chain to its predecessor (%d events checked before it)\n", broken, checked)
-				return exitError{1}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d events, chain intact\n", checked)
-			return nil
+			return g.withNode(cmd, func(n *node.Node) error {
+				checked, broken, err := store.VerifyChain(cmd.Context(), n.Store, nil)
+				if errors.Is(err, store.ErrBrokenChain) {
+					fmt.Fprintf(cmd.OutOrStdout(), "BROKEN: event %d does not chain to its predecessor (%d events checked before it)\n", broken, checked)
+					return exitError{1}
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "ok: %d events, chain intact\n", checked)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(verify)

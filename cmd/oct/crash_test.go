@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -18,24 +17,79 @@ import (
 	"github.com/octgw/oct/internal/testenv"
 )
 
+// readyz is the readiness probe of an oct serve at base: GET /readyz
+// answers 200.
+func readyz(base string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return testenv.ErrNotReady
+		}
+		return nil
+	}
+}
+
+// waitSplitOnce waits until an acknowledged file is split into its lots
+// and every lot has left "created", then checks it was split exactly once
+// with no lot twice. A file that is not there at all is lost: fatal.
+func waitSplitOnce(t *testing.T, ctx context.Context, base, token, id string, lots int64) {
+	t.Helper()
+	var f struct {
+		State   string `json:"state"`
+		History []struct {
+			From, To string
+		} `json:"history"`
+		LotList []struct {
+			ID, State string
+		} `json:"lot_list"`
+	}
+	err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		if code := getJSON(ctx, base+"/v1/files/"+id, token, &f); code != http.StatusOK {
+			return false, fmt.Errorf("file %s acknowledged with 201 but GET answers %d: lost", id, code)
+		}
+		if f.State != "split" || int64(len(f.LotList)) != lots {
+			return false, nil
+		}
+		for _, l := range f.LotList {
+			if l.State == "created" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("file %s: %v (state %s, %d/%d lots)", id, err, f.State, len(f.LotList), lots)
+	}
+	splits := 0
+	for _, h := range f.History {
+		if h.To == "split" {
+			splits++
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range f.LotList {
+		if seen[l.ID] {
+			t.Errorf("file %s: lot %s twice", id, l.ID)
+		}
+		seen[l.ID] = true
+	}
+	if splits != 1 {
+		t.Fatalf("file %s split %d times", id, splits)
+	}
+}
+
 // startServe starts `oct serve` on a data dir and waits for /readyz.
 func startServe(t *testing.T, bin, dir string, port int) *testenv.Proc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	return testenv.Start(t, testenv.Spec{
 		Name: "oct serve", Path: bin, Args: []string{"serve", "--data", dir, "--listen", addr, "--sftp-listen", "127.0.0.1:0"},
-		Ready: func(ctx context.Context) error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return testenv.ErrNotReady
-			}
-			return nil
-		},
+		Ready: readyz("http://" + addr),
 	})
 }
 
@@ -120,66 +174,8 @@ func TestCrashKill9(t *testing.T) {
 	startServe(t, bin, dir, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	get := func(path string, v any) int {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if v != nil && resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(b, v); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-		}
-		return resp.StatusCode
-	}
-	type fileView struct {
-		State   string `json:"state"`
-		History []struct {
-			From, To string
-		} `json:"history"`
-		LotList []struct {
-			ID, State string
-		} `json:"lot_list"`
-	}
 	for id, lots := range acked {
-		var f fileView
-		err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-			if code := get("/v1/files/"+id, &f); code != http.StatusOK {
-				return false, fmt.Errorf("file %s acknowledged with 201 but GET answers %d: lost", id, code)
-			}
-			if f.State != "split" || int64(len(f.LotList)) != lots {
-				return false, nil
-			}
-			for _, l := range f.LotList {
-				if l.State == "created" {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-		if err != nil {
-			t.Fatalf("file %s: %v (state %s, %d/%d lots)", id, err, f.State, len(f.LotList), lots)
-		}
-		splits := 0
-		for _, h := range f.History {
-			if h.To == "split" {
-				splits++
-			}
-		}
-		if splits != 1 {
-			t.Errorf("file %s split %d times", id, splits)
-		}
-		seen := map[string]bool{}
-		for _, l := range f.LotList {
-			if seen[l.ID] {
-				t.Errorf("file %s: lot %s twice", id, l.ID)
-			}
-			seen[l.ID] = true
-		}
+		waitSplitOnce(t, ctx, base, token, id, lots)
 	}
 	out, err := exec.Command(bin, "audit", "verify", "--data", dir).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "ok:") {

@@ -96,17 +96,7 @@ returns:
 	token := addTenantConf(t, bin, confFile, "acme")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	testenv.Start(t, testenv.Spec{Name: "oct serve", Path: bin, Args: []string{"serve", "--config", confFile},
-		Ready: func(ctx context.Context) error {
-			resp, err := http.Get(base + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return testenv.ErrNotReady
-			}
-			return nil
-		}})
+		Ready: readyz(base)})
 
 	var buf bytes.Buffer
 	if err := b2.Generate(&buf, b2.GenOptions{Seed: 42, Lots: 1, Invoices: 10}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/octgw/oct/gateway/config"
+	"github.com/octgw/oct/gateway/node"
 )
 
 // exitError carries a process exit code through cobra.
@@ -68,6 +69,22 @@ func (g *globals) load() (config.Config, error) {
 }
 
 func defaultLogConfig() config.Config { return config.Defaults() }
+
+// withNode opens the journal of the configured data directory (without
+// taking the serving lock: a running oct serve may share it), runs fn and
+// closes it.
+func (g *globals) withNode(cmd *cobra.Command, fn func(n *node.Node) error) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	n, err := node.Open(cmd.Context(), cfg, node.Options{})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return fn(n)
+}
 
 func newLogger(c config.Config) *slog.Logger {
 	var lvl slog.Level

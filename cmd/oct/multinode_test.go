@@ -57,17 +57,7 @@ workers: {poll_every: 20ms, lease_ttl: 2s}
 		}
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		p := testenv.Start(t, testenv.Spec{Name: fmt.Sprintf("node%d", i), Path: bin, Args: []string{"serve", "--config", cf},
-			Ready: func(ctx context.Context) error {
-				resp, err := http.Get(base + "/readyz")
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return testenv.ErrNotReady
-				}
-				return nil
-			}})
+			Ready: readyz(base)})
 		nodes = append(nodes, node{base, p})
 	}
 
@@ -122,38 +112,7 @@ workers: {poll_every: 20ms, lease_ttl: 2s}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for id, lots := range acked {
-		var f struct {
-			State   string
-			History []struct{ From, To string }
-			LotList []struct{ ID, State string } `json:"lot_list"`
-		}
-		err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-			code := getJSON(ctx, nodes[1+len(id)%2].base+"/v1/files/"+id, token, &f)
-			if code != 200 {
-				return false, fmt.Errorf("file %s acknowledged but answers %d on a surviving node: lost", id, code)
-			}
-			if f.State != "split" || int64(len(f.LotList)) != lots {
-				return false, nil
-			}
-			for _, l := range f.LotList {
-				if l.State == "created" {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-		if err != nil {
-			t.Fatalf("file %s: %v (state %s, lots %+v)", id, err, f.State, f.LotList)
-		}
-		splits := 0
-		for _, h := range f.History {
-			if h.To == "split" {
-				splits++
-			}
-		}
-		if splits != 1 {
-			t.Fatalf("file %s split %d times", id, splits)
-		}
+		waitSplitOnce(t, ctx, nodes[1+len(id)%2].base, token, id, lots) // ask the survivors
 	}
 	t.Logf("%d files acknowledged by 3 nodes (one killed mid-burst), all present and split once", len(acked))
 }

@@ -19,48 +19,34 @@ func tenantCmd(g *globals) *cobra.Command {
 		Short: "Create a tenant and print its API token (shown once; only its hash is stored)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			n, err := node.Open(cmd.Context(), cfg, node.Options{})
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			t, token, err := gateway.AddTenant(cmd.Context(), n.Store, args[0], "cli", time.Now())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "tenant %s created; its API token (shown once):\n", t.ID)
-			fmt.Fprintln(cmd.OutOrStdout(), token)
-			return nil
+			return g.withNode(cmd, func(n *node.Node) error {
+				t, token, err := gateway.AddTenant(cmd.Context(), n.Store, args[0], "cli", time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "tenant %s created; its API token (shown once):\n", t.ID)
+				fmt.Fprintln(cmd.OutOrStdout(), token)
+				return nil
+			})
 		},
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tenants (JSON lines)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			n, err := node.Open(cmd.Context(), cfg, node.Options{})
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			ts, err := n.Store.Tenants(cmd.Context())
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			for _, t := range ts {
-				if err := enc.Encode(t); err != nil {
+			return g.withNode(cmd, func(n *node.Node) error {
+				ts, err := n.Store.Tenants(cmd.Context())
+				if err != nil {
 					return err
 				}
-			}
-			return nil
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				for _, t := range ts {
+					if err := enc.Encode(t); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		},
 	}
 	addKey := &cobra.Command{
@@ -68,25 +54,18 @@ func tenantCmd(g *globals) *cobra.Command {
 		Short: "Allow SSH public keys (authorized_keys lines) for a tenant's SFTP access; several keys allow rotation",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
 			data, err := os.ReadFile(args[1])
 			if err != nil {
 				return err
 			}
-			n, err := node.Open(cmd.Context(), cfg, node.Options{})
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			added, err := gateway.AddSSHKeys(cmd.Context(), n.Store, args[0], data, "cli")
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%d key(s) added to tenant %s\n", added, args[0])
-			return nil
+			return g.withNode(cmd, func(n *node.Node) error {
+				added, err := gateway.AddSSHKeys(cmd.Context(), n.Store, args[0], data, "cli")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d key(s) added to tenant %s\n", added, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(add, addKey, list)
