@@ -81,28 +81,6 @@ func (OCTv1) Detect(head []byte) bool {
 	return envelope.HNorm.String(head) == NormV1
 }
 
-var errLimit = errors.New("arl: byte limit")
-
-type limitReader struct {
-	r      io.Reader
-	n, max int64
-}
-
-func (l *limitReader) Read(b []byte) (int, error) {
-	if l.n > l.max {
-		return 0, errLimit
-	}
-	if rest := l.max - l.n; rest < int64(len(b))-1 { // no overflow when max is MaxInt64
-		b = b[:rest+1]
-	}
-	n, err := l.r.Read(b)
-	l.n += int64(n)
-	if l.n > l.max {
-		return n, errLimit
-	}
-	return n, err
-}
-
 type decoder struct {
 	opt      Options
 	br       *bufio.Reader
@@ -128,9 +106,9 @@ func (OCTv1) Decode(r io.Reader, opt Options) (*File, error) {
 	opt = opt.withDefaults()
 	d := &decoder{opt: opt, f: &File{Layout: OCTv1{}.Name()}, cur: -1}
 	d.col.Max = opt.MaxErrors
-	d.br = bufio.NewReaderSize(&limitReader{r: r, max: opt.MaxBytes}, 16<<10)
+	d.br = bufio.NewReaderSize(&fixed.LimitReader{R: r, Max: opt.MaxBytes}, 16<<10)
 	err := d.run()
-	if errors.Is(err, errLimit) {
+	if errors.Is(err, fixed.ErrByteLimit) {
 		d.errf(ErrLimitBytes, 0, "", "file larger than %d bytes: reading stopped", opt.MaxBytes)
 		err = nil
 	}

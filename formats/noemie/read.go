@@ -25,7 +25,7 @@ func Read(r io.Reader, opt Options) (*File, error) {
 	}
 	p := &parser{opt: opt, f: &File{}, pay: -1, inv: -1, allZero: true}
 	p.col.Max = opt.MaxErrors
-	cr := &limitReader{r: r, max: opt.MaxBytes}
+	cr := &fixed.LimitReader{R: r, Max: opt.MaxBytes}
 	src := bufio.NewReaderSize(cr, 16<<10) // >= the longest prefixed line (4+9999+1)
 	p.df = &deframer{src: src, mode: opt.Framing, p: p}
 	if p.df.mode == FramingAuto {
@@ -33,35 +33,12 @@ func Read(r io.Reader, opt Options) (*File, error) {
 	}
 	p.br = bufio.NewReaderSize(p.df, 16<<10) // >= the resynchronisation window (4096)
 	err := p.run()
-	if errors.Is(err, errLimit) {
+	if errors.Is(err, fixed.ErrByteLimit) {
 		p.errf(ErrLimitBytes, 0, "", "file larger than %d bytes: reading stopped", opt.MaxBytes)
 		err = nil
 	}
 	p.finish()
 	return p.f, err
-}
-
-var errLimit = errors.New("noemie: byte limit")
-
-// limitReader fails with errLimit once more than max bytes were asked for.
-type limitReader struct {
-	r      io.Reader
-	n, max int64
-}
-
-func (l *limitReader) Read(b []byte) (int, error) {
-	if l.n > l.max {
-		return 0, errLimit
-	}
-	if rest := l.max - l.n; rest < int64(len(b))-1 { // no overflow when max is MaxInt64
-		b = b[:rest+1]
-	}
-	n, err := l.r.Read(b)
-	l.n += int64(n)
-	if l.n > l.max {
-		return n, errLimit
-	}
-	return n, err
 }
 
 // detectFraming recognises "NNNN000" (length-prefixed lines) at the start.
