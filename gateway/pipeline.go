@@ -163,17 +163,31 @@ func (g *Gateway) routeInput(ctx context.Context, lot store.Lot) (RouteInput, er
 	if err != nil {
 		return RouteInput{}, err
 	}
-	rep, err := b2.Validate(bytes.NewReader(data), b2.Options{Summaries: true})
+	ins, err := RouteInputs(lot.Tenant, data)
 	if err != nil {
 		return RouteInput{}, err
 	}
-	if len(rep.Lots) != 1 {
-		return RouteInput{}, fmt.Errorf("%w: lot file of %s holds %d lots", ErrPermanent, lot.ID, len(rep.Lots))
+	if len(ins) != 1 {
+		return RouteInput{}, fmt.Errorf("%w: lot file of %s holds %d lots", ErrPermanent, lot.ID, len(ins))
 	}
-	bl := rep.Lots[0]
-	in := RouteInput{Tenant: lot.Tenant, Emitter: bl.Emitter, Variant: bl.Variant, Norm: rep.Header.Norm, ReceiverType: rep.Header.ReceiverType, Caisse: bl.DestCaisse, Test: rep.Header.Test}
-	if len(bl.Invoices) > 0 {
-		in.GrandRegime, in.AMC = bl.Invoices[0].GrandRegime, bl.Invoices[0].AMC
+	return ins[0], nil
+}
+
+// RouteInputs gives the routing fields of every lot of a B2 file: what the
+// pipeline routes on, and what `oct route --explain` shows.
+func RouteInputs(tenant string, data []byte) ([]RouteInput, error) {
+	rep, err := b2.Validate(bytes.NewReader(data), b2.Options{Summaries: true})
+	if err != nil {
+		return nil, err
 	}
-	return in, nil
+	out := make([]RouteInput, 0, len(rep.Lots))
+	for _, bl := range rep.Lots {
+		in := RouteInput{Tenant: tenant, Emitter: bl.Emitter, Variant: bl.Variant, Norm: rep.Header.Norm,
+			ReceiverType: rep.Header.ReceiverType, Caisse: bl.DestCaisse, Test: rep.Header.Test}
+		if len(bl.Invoices) > 0 {
+			in.GrandRegime, in.AMC = bl.Invoices[0].GrandRegime, bl.Invoices[0].AMC
+		}
+		out = append(out, in)
+	}
+	return out, nil
 }

@@ -52,7 +52,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "configuration file (YAML); defaults apply without one")
 	root.PersistentFlags().StringVar(&g.dataDir, "data", "", "data directory (overrides data_dir)")
-	root.AddCommand(serveCmd(g), demoCmd(g), validateCmd(), genCmd(), tenantCmd(g), auditCmd(g), referentialCmd(g), agentCmd(g), simCmd(), versionCmd())
+	root.AddCommand(serveCmd(g), demoCmd(g), validateCmd(), genCmd(), tenantCmd(g), auditCmd(g), referentialCmd(g), routeCmd(g), agentCmd(g), simCmd(), versionCmd())
 	return root
 }
 

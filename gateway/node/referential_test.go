@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/octgw/oct/referentials"
 )
@@ -35,5 +36,36 @@ func TestReferentialChangesReachVendors(t *testing.T) {
 	}
 	if code, _, _ = n.do(t, "GET", "/v1/referentials/amc/changes?since=99", tok, nil); code != http.StatusNotFound {
 		t.Fatalf("unknown version: %d", code)
+	}
+}
+
+// TestExplainRoutesEveryLotWithItsReason is `oct route --explain`: each
+// lot's destination, the rule or default that chose it and the referential
+// version; a lot for an unknown caisse is unroutable with its reason.
+func TestExplainRoutesEveryLotWithItsReason(t *testing.T) {
+	n := startNode(t, nil)
+	if _, err := n.Referentials.Import(context.Background(), referentials.DemoFeed(), referentials.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := genFile(t, 11, "")
+	ex, err := n.Explain("acme", data, time.Now())
+	if err != nil || len(ex) != 2 {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	for _, e := range ex {
+		if e.Decision == nil || len(e.Decision.Destinations) == 0 || e.Decision.Version == 0 || e.Decision.Reason.String() == "" {
+			t.Fatalf("lot %d: %+v", e.Lot, e)
+		}
+	}
+	// The same file addressed to a caisse the directory does not know.
+	bad := append([]byte(nil), data...)
+	for i := 0; i+128 <= len(bad); i += 128 {
+		if bad[i] == '1' { // type 1 lot header: destination caisse at col 17
+			copy(bad[i+16:i+19], "999")
+		}
+	}
+	ex, err = n.Explain("acme", bad, time.Now())
+	if err != nil || len(ex) != 2 || ex[0].Decision != nil || ex[0].Why == nil || ex[0].Why.Why == "" {
+		t.Fatalf("unknown caisse: %v %+v", err, ex)
 	}
 }

@@ -134,3 +134,45 @@ func changesOf(r *referentials.Repo) api.Changes {
 	}
 	return r
 }
+
+// Explanation is one lot's routing decision, as `oct route --explain`
+// prints it.
+type Explanation struct {
+	Lot      int                      `json:"lot"` // index in the file, from 0
+	Input    gateway.RouteInput       `json:"input"`
+	Decision *routing.Decision        `json:"decision,omitempty"`
+	Error    string                   `json:"error,omitempty"`
+	Why      *routing.UnroutableError `json:"unroutable,omitempty"`
+}
+
+// Explain routes every lot of a B2 file at instant at with this node's
+// rules and referential version, without storing anything.
+func (n *Node) Explain(tenant string, data []byte, at time.Time) ([]Explanation, error) {
+	if n.Router == nil {
+		return nil, errors.New("this node has no routing (a custom router was given)")
+	}
+	ins, err := gateway.RouteInputs(tenant, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Explanation, len(ins))
+	for i, in := range ins {
+		out[i] = Explanation{Lot: i, Input: in}
+		kind := routing.KindB2
+		if amcReceiverTypes[in.ReceiverType] {
+			kind = routing.KindDRE
+		}
+		d, err := n.Router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
+			GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test}, at)
+		var ue *routing.UnroutableError
+		switch {
+		case errors.As(err, &ue):
+			out[i].Why, out[i].Error = ue, err.Error()
+		case err != nil:
+			out[i].Error = err.Error()
+		default:
+			out[i].Decision = &d
+		}
+	}
+	return out, nil
+}
