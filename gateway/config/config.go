@@ -151,6 +151,15 @@ type Refs struct {
 	Dir       string `yaml:"dir"`        // default <data_dir>/referentials
 	SeedDemo  bool   `yaml:"seed_demo"`  // import the demo referential when none exists yet
 	AMODomain string `yaml:"amo_domain"` // AMO mailbox domain
+	Sync      Sync   `yaml:"sync"`
+}
+
+// Sync keeps the referential current from an upstream source.
+type Sync struct {
+	URL             string        `yaml:"url"`      // HTTP(S) feed (ETag / If-Modified-Since)
+	DropDir         string        `yaml:"drop_dir"` // or: files dropped here (e.g. by SFTP)
+	Interval        time.Duration `yaml:"interval"`
+	MaxRemovalShare float64       `yaml:"max_removal_share"` // a feed removing more is refused until confirmed
 }
 
 // HTTP is the API and console listener.
@@ -316,6 +325,10 @@ func (c *Config) fill() {
 	defd(&c.Workers.PollEvery, 200*time.Millisecond)
 	defi(&c.Workers.MaxAttempts, 10)
 	def(&c.Refs.AMODomain, "rss.fr")
+	defd(&c.Refs.Sync.Interval, time.Hour)
+	if c.Refs.Sync.MaxRemovalShare == 0 {
+		c.Refs.Sync.MaxRemovalShare = 0.2
+	}
 	defi(&c.SFTP.FilesPerMinute, 120)
 	defi(&c.SFTP.MaxSessions, 4)
 	if c.SFTP.DiskQuota == 0 {
@@ -387,6 +400,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Delivery.HTTPS.CertFile == "") != (c.Delivery.HTTPS.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("delivery.https.cert_file and delivery.https.key_file go together"))
+	}
+	if c.Refs.Sync.URL != "" && c.Refs.Sync.DropDir != "" {
+		errs = append(errs, fmt.Errorf("referentials.sync: url and drop_dir are exclusive"))
 	}
 	switch c.Returns.IMAP.TLS {
 	case "implicit", "starttls", "none":

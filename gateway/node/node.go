@@ -251,6 +251,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	waitChannels := n.serveChannels(chanCtx)
 	waitPoller := n.runPoller(chanCtx)
 	waitChaser := n.runChaser(workCtx)
+	waitSync := n.runSync(workCtx)
 	auditDone := make(chan struct{})
 	go func() {
 		defer close(auditDone)
@@ -278,6 +279,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	stopWork()
 	wg.Wait()
 	waitChaser()
+	waitSync()
 	<-auditDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octgw/oct/gateway/config"
+	"github.com/octgw/oct/internal/testenv"
 	"github.com/octgw/oct/referentials"
 )
 
@@ -67,5 +69,27 @@ func TestExplainRoutesEveryLotWithItsReason(t *testing.T) {
 	ex, err = n.Explain("acme", bad, time.Now())
 	if err != nil || len(ex) != 2 || ex[0].Decision != nil || ex[0].Why == nil || ex[0].Why.Why == "" {
 		t.Fatalf("unknown caisse: %v %+v", err, ex)
+	}
+}
+
+// TestReferentialSyncFromDropDirectory: feeds dropped in the sync
+// directory become a new version at start, the files move to done/.
+func TestReferentialSyncFromDropDirectory(t *testing.T) {
+	drop := t.TempDir()
+	for _, f := range referentials.DemoFeed().Files {
+		if err := os.WriteFile(filepath.Join(drop, f.Name), f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := startNode(t, func(c *config.Config) { c.Refs.Sync.DropDir = drop })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testenv.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		return n.Referentials.Current().Version.ID == 1, nil
+	}); err != nil {
+		t.Fatalf("the dropped feed was not imported: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(drop, "*.csv")); len(left) != 0 {
+		t.Fatalf("feed files left in the drop directory: %v", left)
 	}
 }

@@ -5,15 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/referentials"
 	"github.com/octgw/oct/routing"
@@ -175,4 +179,60 @@ func (n *Node) Explain(tenant string, data []byte, at time.Time) ([]Explanation,
 		}
 	}
 	return out, nil
+}
+
+// syncer builds the referential sync from the configuration (nil when no
+// source is configured).
+func (n *Node) syncer() *referentials.Syncer {
+	sc := n.Config.Refs.Sync
+	if n.Referentials == nil || (sc.URL == "" && sc.DropDir == "") {
+		return nil
+	}
+	var f referentials.Fetcher
+	if sc.URL != "" {
+		f = &referentials.HTTPFetcher{Client: &http.Client{Timeout: time.Minute}, URL: sc.URL}
+	} else {
+		f = &referentials.DirFetcher{Dir: sc.DropDir, Now: time.Now}
+	}
+	return &referentials.Syncer{Repo: n.Referentials, Fetcher: f, Logger: n.Logger}
+}
+
+// runSync checks the referential source every interval until ctx ends; a
+// refused or failing feed opens an anomaly (one per day and cause).
+func (n *Node) runSync(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	s := n.syncer()
+	if s == nil {
+		return wg.Wait
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		report := func(res referentials.Result, err error) {
+			if err == nil {
+				if !res.Unchanged {
+					n.Logger.Info("referential synchronised", "version", res.Version.ID, "changes", len(res.Diff.Changes))
+				}
+				return
+			}
+			n.Logger.Warn("referential sync", "error", err)
+			now := time.Now().UTC()
+			kind := "referential-gap"
+			_ = n.Store.Commit(ctx, &store.Change{Actor: "referential-sync", Anomalies: []store.Anomaly{{
+				ID: fmt.Sprintf("refsync-%s-%x", now.Format("20060102"), fnv32(err.Error())), Kind: kind, Subject: "referential:amc",
+				State: lifecycle.AnomalyOpen, Reason: err.Error(), SLA: now.Add(24 * time.Hour), Created: now,
+			}}})
+		}
+		report(s.SyncOnce(ctx)) // once at start, then every interval
+		t := time.NewTicker(n.Config.Refs.Sync.Interval)
+		defer t.Stop()
+		_ = s.Run(ctx, t.C, report)
+	}()
+	return wg.Wait
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
