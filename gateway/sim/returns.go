@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,18 @@ func (r Return) Message(now time.Time, messageID string) ([]byte, error) {
 type plan struct {
 	outcomes []LotOutcome
 	lots     []b2.Lot
+	arlDelay time.Duration // ARLDelay plus the file's jitter
+}
+
+// answered counts the outcomes that are not lost.
+func (p plan) answered() int {
+	n := 0
+	for _, o := range p.outcomes {
+		if !o.Lost {
+			n++
+		}
+	}
+	return n
 }
 
 // rejectCodes are the simulator's own RSP reject codes (no public table of
@@ -113,14 +126,22 @@ func (s *Sim) decide(r Received, rep *b2.Report, lots []b2.Lot) plan {
 	p := plan{lots: lots}
 	emitter := r.Header.Sender
 	fileID := r.Header.FileID
+	fileKey := []string{emitter, fileID}
+	for _, l := range lots {
+		fileKey = append(fileKey, strconv.Itoa(l.Number), l.Date.String())
+	}
+	p.arlDelay = s.cfg.ARLDelay + s.jitter(s.cfg.ARLDelayJitter, append(fileKey, "arl-jitter")...)
 	if len(lots) == 0 {
 		// Nothing recognisable: one negative ARL for the file.
-		p.outcomes = []LotOutcome{{Positive: false, Reasons: lotReasons(rep, nil)}}
+		o := LotOutcome{Positive: false, Reasons: lotReasons(rep, nil), ARLDelay: p.arlDelay}
+		o.Lost = s.cfg.LostARLRate > 0 && s.chance(emitter, fileID, "0", "", "lost") < s.cfg.LostARLRate
+		p.outcomes = []LotOutcome{o}
 		return p
 	}
 	for _, l := range lots {
-		o := LotOutcome{Number: l.Number, Date: l.Date.String(), Invoices: len(l.Invoices), Positive: true}
+		o := LotOutcome{Number: l.Number, Date: l.Date.String(), Invoices: len(l.Invoices), Positive: true, ARLDelay: p.arlDelay}
 		key := []string{emitter, fileID, strconv.Itoa(l.Number), l.Date.String()}
+		o.Lost = s.cfg.LostARLRate > 0 && s.chance(append(key, "lost")...) < s.cfg.LostARLRate
 		switch {
 		case rep == nil || !rep.Valid || !l.Valid:
 			o.Positive = false
@@ -136,6 +157,9 @@ func (s *Sim) decide(r Received, rep *b2.Report, lots []b2.Lot) plan {
 				} else {
 					o.Paid += amoRequested(inv)
 				}
+			}
+			if !o.Lost {
+				o.RSPDelay = s.cfg.RSPDelay + s.jitter(s.cfg.RSPDelayJitter, append(key, "rsp-jitter")...)
 			}
 		}
 		p.outcomes = append(p.outcomes, o)
@@ -220,6 +244,9 @@ func (s *Sim) sendARL(in inbound, r Received, p plan) {
 	arls := make([]arl.ARL, 0, len(p.outcomes))
 	var lots []int
 	for i, o := range p.outcomes {
+		if o.Lost {
+			continue
+		}
 		a := arl.ARL{Header: hdr, Emitter: padNum(r.Header.Sender, 14), FileID: r.Header.FileID, LotNumber: o.Number,
 			Positive: o.Positive, Received: fixed.DayOf(r.At)}
 		if i < len(p.lots) {
@@ -240,9 +267,9 @@ func (s *Sim) sendARL(in inbound, r Received, p plan) {
 	s.deliver(Return{Kind: KindARL, From: in.endpoint, To: s.cfg.ReturnTo, Subject: s.subject(caisse, len(arls)),
 		Body: buf.Bytes(), Test: r.Header.Test, Emitter: r.Header.Sender, FileID: r.Header.FileID, Lots: lots, InReplyTo: in.messageID})
 	for i, o := range p.outcomes {
-		if o.Positive && i < len(p.lots) {
+		if o.Positive && !o.Lost && i < len(p.lots) {
 			lot := p.lots[i]
-			s.schedule(s.cfg.RSPDelay, func() { s.sendRSP(in, r, lot, o) })
+			s.schedule(o.RSPDelay, func() { s.sendRSP(in, r, lot, o) })
 		}
 	}
 }
@@ -292,18 +319,41 @@ func (s *Sim) subject(caisse string, n int) string {
 	return sub
 }
 
+// deliver hands r to the Sink, twice for a duplicated return
+// (DuplicateReturnRate, decided per Seed, kind, file and lots answered).
 func (s *Sim) deliver(r Return) {
+	s.deliverOnce(r, false)
+	if s.cfg.DuplicateReturnRate <= 0 {
+		return
+	}
+	key := []string{r.Emitter, r.FileID, r.Kind}
+	for _, l := range r.Lots {
+		key = append(key, strconv.Itoa(l))
+	}
+	if s.chance(append(key, "duplicate")...) < s.cfg.DuplicateReturnRate && s.ctx.Err() == nil {
+		// A copy, so that a sink that kept or changed the first gets the
+		// same bytes again.
+		d := r
+		d.Body, d.Lots = bytes.Clone(r.Body), slices.Clone(r.Lots)
+		s.deliverOnce(d, true)
+	}
+}
+
+func (s *Sim) deliverOnce(r Return, dup bool) {
 	err := s.cfg.Sink.Deliver(s.ctx, r)
 	if err != nil {
 		s.log.Warn("sim: return not delivered", "kind", r.Kind, "from", r.From, "lots", r.Lots, "err", err)
 	} else {
-		s.log.Info("sim: return delivered", "kind", r.Kind, "from", r.From, "lots", r.Lots)
+		s.log.Info("sim: return delivered", "kind", r.Kind, "from", r.From, "lots", r.Lots, "duplicate", dup)
 	}
 	s.mu.Lock()
 	if err != nil {
 		s.stats.ReturnErrors++
 	} else {
 		s.stats.Returns++
+		if dup {
+			s.stats.Duplicates++
+		}
 	}
 	s.notifyLocked()
 	s.mu.Unlock()

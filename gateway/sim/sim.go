@@ -67,6 +67,20 @@ type Config struct {
 	ARLDelay        time.Duration // after reception [1m]
 	RSPDelay        time.Duration // after the positive ARL [5m]
 
+	// LostARLRate is the share of lots that get no answer at all: no ARL
+	// record and no RSP (a file whose lots are all lost gets no ARL file)
+	// [0]. Decided per Seed and lot, like the other rates.
+	LostARLRate float64
+	// DuplicateReturnRate is the share of returns (ARL files, RSP files)
+	// delivered twice to the Sink, with identical Return values [0].
+	// Decided per Seed and the lots the return answers.
+	DuplicateReturnRate float64
+	// ARLDelayJitter and RSPDelayJitter add a uniform extra delay in
+	// [0, jitter) to ARLDelay (per received file) and RSPDelay (per lot)
+	// [0: none]. Deterministic per Seed and file or lot.
+	ARLDelayJitter time.Duration
+	RSPDelayJitter time.Duration
+
 	Hostname string       // TLS certificate name and SMTP greeting [localhost]
 	KeyBits  int          // RSA size of the caisse keys [2048]
 	Clock    Clock        // [RealClock]
@@ -112,6 +126,8 @@ type Stats struct {
 	Files        int // files received (all channels)
 	Returns      int // returns handed to the sink without error
 	ReturnErrors int // returns the sink refused
+	LostLots     int // lots left unanswered (LostARLRate)
+	Duplicates   int // second deliveries of a return (DuplicateReturnRate), counted in Returns too
 }
 
 // Stats returns the counters.
@@ -324,6 +340,14 @@ type LotOutcome struct {
 	Reasons  []arl.Reason // of a negative ARL
 	Rejected []string     // invoice numbers the RSP rejects
 	Paid     int64        // cents the RSP pays (AMO part)
+	// Lost: the lot is never answered (LostARLRate): no ARL record, no RSP.
+	Lost bool
+	// ARLDelay is the delay after reception of the ARL file carrying this
+	// lot (ARLDelay plus the file's jitter); RSPDelay the delay after that
+	// ARL of the lot's RSP (RSPDelay plus the lot's jitter), 0 when no RSP
+	// is due (negative or lost lot).
+	ARLDelay time.Duration
+	RSPDelay time.Duration
 }
 
 // Received returns a copy of everything received so far, in order.
@@ -435,7 +459,15 @@ func (s *Sim) accept(in inbound) Received {
 	s.mu.Unlock()
 	s.log.Info("sim: file received", "channel", in.channel, "endpoint", in.endpoint, "message_id", in.messageID,
 		"valid", r.Valid, "lots", len(r.Lots), "cipher", in.cipher, "signed", r.Signed, "signature_ok", r.SignatureOK)
-	s.schedule(s.cfg.ARLDelay, func() { s.sendARL(in, r, plan) })
+	if plan.answered() == 0 {
+		s.count(func(st *Stats) { st.LostLots += len(plan.outcomes) })
+		s.log.Info("sim: no answer for this file (lost)", "endpoint", in.endpoint, "message_id", in.messageID, "lots", len(plan.outcomes))
+		return r
+	}
+	if lost := len(plan.outcomes) - plan.answered(); lost > 0 {
+		s.count(func(st *Stats) { st.LostLots += lost })
+	}
+	s.schedule(plan.arlDelay, func() { s.sendARL(in, r, plan) })
 	return r
 }
 
@@ -474,6 +506,20 @@ func (s *Sim) schedule(d time.Duration, f func()) {
 
 // chance returns a deterministic number in [0,1) from the seed and parts.
 func (s *Sim) chance(parts ...string) float64 {
+	return float64(s.hash(parts...)>>11) / (1 << 53)
+}
+
+// jitter returns a deterministic duration in [0, max) from the seed and
+// parts; 0 when max <= 0.
+func (s *Sim) jitter(max time.Duration, parts ...string) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(s.hash(parts...) % uint64(max))
+}
+
+// hash is a deterministic 64-bit value of the seed and parts.
+func (s *Sim) hash(parts ...string) uint64 {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], s.cfg.Seed)
@@ -483,7 +529,7 @@ func (s *Sim) chance(parts ...string) float64 {
 		h.Write([]byte{0})
 	}
 	sum := h.Sum(nil)
-	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
+	return binary.BigEndian.Uint64(sum[:8])
 }
 
 // startServer registers closer for Close and runs serve in a goroutine
