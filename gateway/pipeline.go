@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/gateway/lifecycle"
@@ -31,6 +33,7 @@ type RouteInput struct {
 	Caisse       string // type 1 destination caisse
 	AMC          string // AMC number of the first invoice, if any
 	Test         bool
+	AMCPart      bool // invoices carry an AMC part: an "FSE enrichie"
 }
 
 // Route is a routing decision.
@@ -38,6 +41,10 @@ type Route struct {
 	Destination string // destination id
 	Version     string // referential version the decision used
 	Reason      string // which rule or entry matched
+	// Split lists destinations that should receive the AMC flow of an FSE
+	// enrichie (routing.Splitter); without split rules they are not sent
+	// and the lot gets an anomaly saying so.
+	Split []string
 }
 
 // ErrUnroutable is returned by a Router when no destination fits; the lot
@@ -150,11 +157,19 @@ func (g *Gateway) route(ctx context.Context, l store.Lease) (*store.Change, erro
 		return nil, err
 	}
 	lot.Destination, lot.RefVersion, lot.UpdatedAt = r.Destination, r.Version, now
-	return &store.Change{
+	c := &store.Change{
 		Lots:        []store.Lot{lot},
 		Enqueue:     g.afterRouting(lot.ID, now),
 		Transitions: []store.Transition{{Kind: lifecycle.Lot, ID: lot.ID, From: lot.State, To: lifecycle.LotRouted, Actor: "route", Reason: r.Reason}},
-	}, nil
+	}
+	if len(r.Split) > 0 {
+		c.Anomalies = append(c.Anomalies, store.Anomaly{
+			ID: "split-" + lot.ID, Kind: "split-unavailable", Subject: "lot:" + lot.ID, Tenant: lot.Tenant, Destination: strings.Join(r.Split, ","),
+			State: lifecycle.AnomalyOpen, SLA: now.Add(24 * time.Hour), Created: now,
+			Reason: "FSE enrichie: the AMC flow for " + strings.Join(r.Split, ", ") + " needs the OCT split rules, which are not available (routing.Splitter); the AMO flow was sent alone",
+		})
+	}
+	return c, nil
 }
 
 // routeInput rebuilds the routing fields of a lot from its outbound file.
@@ -186,6 +201,11 @@ func RouteInputs(tenant string, data []byte) ([]RouteInput, error) {
 			ReceiverType: rep.Header.ReceiverType, Caisse: bl.DestCaisse, Test: rep.Header.Test}
 		if len(bl.Invoices) > 0 {
 			in.GrandRegime, in.AMC = bl.Invoices[0].GrandRegime, bl.Invoices[0].AMC
+		}
+		for _, inv := range bl.Invoices {
+			if inv.AMCAmount > 0 {
+				in.AMCPart = true
+			}
 		}
 		out = append(out, in)
 	}

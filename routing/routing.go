@@ -65,6 +65,9 @@ type Input struct {
 	Profession  string // pharmacy, optics, nurse, hospital, ... (tenant profile)
 	Specialty   string // PS specialty code (2 digits)
 	Test        bool   // 000 type de flux T or D
+	// AMCPart: a B2 (FSE) lot whose invoices also carry an AMC part — an
+	// "FSE enrichie" the OCT may have to split (éclatement).
+	AMCPart bool
 }
 
 // DestKind is the kind of receiving organism.
@@ -86,6 +89,9 @@ type Destination struct {
 	Cipher    referentials.Cipher    `yaml:"cipher" json:"cipher"`
 	Test      bool                   `yaml:"test" json:"test"`
 	Label     string                 `yaml:"label" json:"label,omitempty"`
+	// Split marks the AMC flow of an FSE enrichie: this destination receives
+	// what a Splitter extracts from the lot, not the lot itself.
+	Split bool `yaml:"-" json:"split,omitempty"`
 
 	line int
 }
@@ -245,7 +251,30 @@ func (r *Router) decide(l *lot) (Decision, error) {
 	if err := r.target(l, t, &d); err != nil {
 		return d, err
 	}
+	r.amcFlow(l, &d)
 	return d, nil
+}
+
+// amcFlow adds, for an FSE enrichie whose AMC is in separate management
+// (its operator's convention takes DRE), the AMC operator as a split
+// destination. An AMC the referential does not know, or whose operator takes
+// no DRE, adds nothing: the AMO flow goes alone, as the caisse then handles
+// the AMC part (gestion unique).
+func (r *Router) amcFlow(l *lot, d *Decision) {
+	if l.in.Kind != KindB2 || !l.in.AMCPart || l.in.AMC == "" {
+		return
+	}
+	e, ok := l.amcEntry()
+	if !ok {
+		return
+	}
+	c, ok := l.snap.Convention(e.Operator, l.in.Profession, l.at)
+	if !ok || !c.Accepts(referentials.NormDRE) {
+		return
+	}
+	d.Destinations = append(d.Destinations, Destination{ID: "amc:" + c.Operator, Kind: AMC, Transport: c.Transport, Address: c.Address,
+		Cipher: c.Cipher, Test: c.Test, Label: c.Name, Split: true})
+	d.Reason.Entries = append(d.Reason.Entries, "amc:"+e.Key(), "convention:"+c.Key(), "split:fse-enrichie")
 }
 
 // walk returns the first deciding rule in depth-first order.

@@ -275,3 +275,30 @@ func BenchmarkRouteParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestFSEEnrichieAddsTheAMCFlow: an FSE lot with AMC parts for an AMC in
+// separate management goes to its caisse and, as a split destination, to
+// the AMC's operator; without AMC parts, or for an unknown AMC, only to the
+// caisse.
+func TestFSEEnrichieAddsTheAMCFlow(t *testing.T) {
+	r, err := New(nil, demoRepo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Kind: KindB2, GrandRegime: "01", Caisse: "422", AMC: "00420000", AMCPart: true}
+	d, err := r.Route(in, t0)
+	if err != nil || len(d.Destinations) != 2 || d.Destinations[0].Kind != AMO || !d.Destinations[1].Split || d.Destinations[1].Kind != AMC {
+		t.Fatalf("%v %+v", err, d)
+	}
+	in.AMCPart = false
+	if d, _ := r.Route(in, t0); len(d.Destinations) != 1 {
+		t.Fatalf("without AMC parts: %+v", d.Destinations)
+	}
+	in.AMCPart, in.AMC = true, "77777777"
+	if d, _ := r.Route(in, t0); len(d.Destinations) != 1 {
+		t.Fatalf("unknown AMC: %+v", d.Destinations)
+	}
+	if _, err := (NoSplit{}).SplitAMC(context.Background(), nil, Destination{}); !errors.Is(err, ErrSplitUnavailable) {
+		t.Fatal(err)
+	}
+}

@@ -61,7 +61,7 @@ func (s routedSender) Send(ctx context.Context, d gateway.Delivery) (gateway.Rec
 		kind = routing.KindDRE
 	}
 	dec, err := s.router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test}, s.now())
+		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}, s.now())
 	if err != nil {
 		return gateway.Receipt{}, fmt.Errorf("destination of lot %s: %w", d.Lot.ID, err)
 	}

@@ -75,7 +75,7 @@ func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gatewa
 	}
 	d, err := a.r.Route(routing.Input{
 		Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test,
+		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart,
 	}, a.now())
 	if errors.Is(err, routing.ErrUnroutable) {
 		return gateway.Route{}, fmt.Errorf("%w: %v", gateway.ErrUnroutable, err)
@@ -83,14 +83,19 @@ func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gatewa
 	if err != nil {
 		return gateway.Route{}, err
 	}
-	ids := make([]string, len(d.Destinations))
-	for i, dst := range d.Destinations {
-		ids[i] = dst.ID
+	var ids, split []string
+	for _, dst := range d.Destinations {
+		if dst.Split {
+			split = append(split, dst.ID)
+		} else {
+			ids = append(ids, dst.ID)
+		}
 	}
 	return gateway.Route{
 		Destination: strings.Join(ids, ","),
 		Version:     fmt.Sprintf("%d", d.Version),
 		Reason:      d.Reason.String(),
+		Split:       split,
 	}, nil
 }
 
@@ -167,7 +172,7 @@ func (n *Node) Explain(tenant string, data []byte, at time.Time) ([]Explanation,
 			kind = routing.KindDRE
 		}
 		d, err := n.Router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-			GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test}, at)
+			GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}, at)
 		var ue *routing.UnroutableError
 		switch {
 		case errors.As(err, &ue):
