@@ -84,12 +84,14 @@ func TestReferentialSyncFromDropDirectory(t *testing.T) {
 	n := startNode(t, func(c *config.Config) { c.Refs.Sync.DropDir = drop })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var left []string
 	if err := testenv.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-		return n.Referentials.Current().Version.ID == 1, nil
+		left, _ = filepath.Glob(filepath.Join(drop, "*.csv"))
+		return n.Referentials.Current().Version.ID == 1 && len(left) == 0, nil // imported, then moved to done/
 	}); err != nil {
-		t.Fatalf("the dropped feed was not imported: %v", err)
+		t.Fatalf("the dropped feed was not imported and moved (version %d, left %v): %v", n.Referentials.Current().Version.ID, left, err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(drop, "*.csv")); len(left) != 0 {
-		t.Fatalf("feed files left in the drop directory: %v", left)
+	if done, _ := filepath.Glob(filepath.Join(drop, "done", "*")); len(done) == 0 {
+		t.Fatal("nothing in done/")
 	}
 }
