@@ -35,7 +35,6 @@ import (
 
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/node"
-	"github.com/octgw/oct/gateway/observe"
 	"github.com/octgw/oct/gateway/signing"
 )
 
@@ -252,23 +251,7 @@ func TestMetricsExist(t *testing.T) {
 		t.Fatalf("node.Open: %v", err)
 	}
 	defer n.Close()
-	src := observe.Sources{
-		Store: n.Store,
-		Referential: func() (uint64, time.Time) {
-			if n.Referentials == nil || n.Referentials.Current() == nil {
-				return 0, time.Time{}
-			}
-			v := n.Referentials.Current().Version
-			return v.ID, v.ImportedAt
-		},
-		Certificates: func(context.Context) ([]observe.Certificate, error) {
-			return []observe.Certificate{{Use: "signing", Name: "deploy-test", NotAfter: time.Now().Add(time.Hour)}}, nil
-		},
-	}
-	if err := observe.Register(n.Registry, src); err != nil {
-		t.Fatalf("observe.Register: %v", err)
-	}
-
+	// The node registers the observe collectors itself (gateway/node).
 	mfs, err := n.Registry.Gather()
 	if err != nil {
 		t.Fatalf("gather: %v", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/node"
+	"github.com/octgw/oct/gateway/observe"
 )
 
 // exitError carries a process exit code through cobra.
@@ -87,13 +88,22 @@ func (g *globals) withNode(cmd *cobra.Command, fn func(n *node.Node) error) erro
 }
 
 func newLogger(c config.Config) *slog.Logger {
+	l, _ := newLevelledLogger(c)
+	return l
+}
+
+// newLevelledLogger builds the process logger: NIR-like values redacted,
+// levels per component changeable at runtime through the returned Levels.
+func newLevelledLogger(c config.Config) (*slog.Logger, *observe.Levels) {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Log.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	levels := observe.NewLevels(lvl)
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug} // Levels filters
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(observe.Redacting(levels.Handler(h))), levels
 }
 
 func versionCmd() *cobra.Command {

@@ -27,9 +27,9 @@ readiness goes down, in-flight uploads finish, workers stop.`,
 			if cmd.Flags().Changed("sftp-listen") {
 				cfg.SFTP.Listen = sftpListen
 			}
-			log := newLogger(cfg)
+			log, levels := newLevelledLogger(cfg)
 			ctx := cmd.Context()
-			n, err := node.Open(ctx, cfg, node.Options{Logger: log, Exclusive: true})
+			n, err := node.Open(ctx, cfg, node.Options{Logger: log, Exclusive: true, Levels: levels})
 			if err != nil {
 				return err
 			}

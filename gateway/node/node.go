@@ -29,6 +29,7 @@ import (
 	"github.com/octgw/oct/gateway/deliver"
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/observe"
 	"github.com/octgw/oct/gateway/returns"
 	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/gateway/store"
@@ -91,6 +92,9 @@ type Options struct {
 	Signing *signing.Pool
 	// Sender delivers signed lots; without one, lots rest at routed.
 	Sender gateway.Sender
+	// Levels, when set, is mounted at /admin/loglevel (per-component log
+	// levels changed at runtime).
+	Levels *observe.Levels
 	// Deliver and Certs, when Sender is nil, build it over the node's own
 	// routing: Deliver sends (a deliver.Dispatcher), Certs finds the
 	// recipients' encryption certificates.
@@ -160,6 +164,15 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := observe.Register(n.Registry, observe.Sources{Store: st, Logger: o.Logger, Certificates: n.certificates, Referential: func() (uint64, time.Time) {
+		if n.Referentials == nil || n.Referentials.Current() == nil {
+			return 0, time.Time{}
+		}
+		v := n.Referentials.Current().Version
+		return v.ID, v.ImportedAt
+	}}); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	out := gateway.OutboundOptions{Sender: o.Sender, ARLDeadline: cfg.Delivery.ARLDeadline}
 	if o.Deliver == nil && o.Sender == nil && o.Exclusive {
 		if o.Deliver, o.Certs, err = n.deliveryFromConfig(); err != nil {
@@ -205,6 +218,10 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		for k, h := range routes {
 			extra[k] = h
 		}
+	}
+	if o.Levels != nil {
+		extra["GET /admin/loglevel"] = loopbackOnly(o.Levels.HTTPHandler())
+		extra["PUT /admin/loglevel"] = loopbackOnly(o.Levels.HTTPHandler())
 	}
 	for k, h := range o.Extra {
 		extra[k] = h
@@ -367,4 +384,34 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		d.Close()
 	}
 	return key, nil
+}
+
+// certificates are the certificates whose expiry is watched: the signing
+// pool's members (the caisses' encryption certificates are watched by the
+// certificate directory).
+func (n *Node) certificates(context.Context) ([]observe.Certificate, error) {
+	if n.Signing == nil {
+		return nil, nil
+	}
+	var out []observe.Certificate
+	for _, m := range n.Signing.Members() {
+		if !m.NotAfter.IsZero() {
+			out = append(out, observe.Certificate{Use: "signing", Name: m.ID, NotAfter: m.NotAfter})
+		}
+	}
+	return out, nil
+}
+
+// loopbackOnly serves h to clients on this machine only (operators change
+// log levels with curl on the host; the API port may be reachable from
+// elsewhere).
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "admin endpoints answer on loopback only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -49,6 +49,9 @@ type MemberStatus struct {
 	Signatures uint64
 	KeyID      string
 	LastError  error
+	// NotAfter is the expiry of the member's certificate (zero while the
+	// member has never opened): the certificate-expiry alert reads it.
+	NotAfter time.Time
 }
 
 type member struct {
@@ -506,11 +509,15 @@ func (p *Pool) Members() []MemberStatus {
 	defer p.mu.Unlock()
 	out := make([]MemberStatus, 0, len(p.members)+len(p.draining))
 	for _, m := range append(slices.Clip(p.members), p.draining...) {
-		out = append(out, MemberStatus{
+		st := MemberStatus{
 			ID: m.cfg.ID, Kind: m.cfg.Kind, Profile: m.cfg.Profile, State: m.state,
 			Breaker: m.br.state, InFlight: m.inflight, Signatures: m.served,
 			KeyID: m.keyID, LastError: m.lastErr,
-		})
+		}
+		if m.cert != nil {
+			st.NotAfter = m.cert.NotAfter
+		}
+		out = append(out, st)
 	}
 	return out
 }
