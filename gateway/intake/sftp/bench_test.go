@@ -1,0 +1,430 @@
+package sftp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	b2fmt "github.com/octgw/oct/formats/b2"
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/store/blobdir"
+	"github.com/octgw/oct/gateway/store/sqlite"
+	"github.com/octgw/oct/internal/testenv"
+)
+
+// BenchmarkSFTPThroughput uploads the same files with the same client
+// (pkg/sftp, concurrent writes, 64 requests in flight per file) to OCT's
+// SFTP intake and to OpenSSH sshd + sftp-server, side by side in one run,
+// over loopback:
+//
+//   - OCT: this package's Server with a real gateway.Gateway (SQLite store
+//     with group commit, blobdir) as the Intaker. A file's upload counts as
+//     done when the client's close returns, which is after the durable
+//     take-in (raw bytes and file row fsync'd, acknowledgement written to
+//     outbox/). The pipeline workers do not run: intake is what is measured.
+//   - OpenSSH: /usr/sbin/sshd started from a temporary directory on a free
+//     loopback port, root logging in with a key, files written by
+//     sftp-server into a temporary directory (no fsync).
+//
+// The files are valid B2 (formats/b2fmt.Generate), each with a unique file
+// number so that none is an idempotent replay. Each round uploads the whole
+// set to both servers, the order alternating between rounds; the metrics
+// are totals over the rounds. Root only, OCT_INTEGRATION=1:
+//
+//	OCT_INTEGRATION=1 go test -run '^$' -bench SFTPThroughput -benchtime 3x ./gateway/intake/sftp/
+//
+// (scripts/bench-sftp runs exactly that).
+func BenchmarkSFTPThroughput(b *testing.B) {
+	testenv.Integration(b)
+	sshd := testenv.StartSSHD(b) // skips unless root with openssh-server
+	oct := startBenchOCT(b)
+
+	// pkg/sftp's request server handles open and close (where OCT takes a
+	// file in) one at a time per session, so parallel uploads use several
+	// sessions on the one SSH connection, as parallel SFTP clients do.
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("large/sessions=%d", n), func(b *testing.B) {
+			// 8 × 25 MiB = 200 MiB.
+			benchUpload(b, oct, sshd, benchSet{files: 8, size: 25 << 20, sessions: n})
+		})
+	}
+	for _, n := range []int{1, 8} {
+		b.Run(fmt.Sprintf("small/sessions=%d", n), func(b *testing.B) {
+			// 2,000 × 25 KB.
+			benchUpload(b, oct, sshd, benchSet{files: 2000, size: 25_000, sessions: n})
+		})
+	}
+}
+
+type benchSet struct {
+	files    int
+	size     int
+	sessions int // SFTP sessions on the one SSH connection, one file in flight on each
+}
+
+// benchOCT is an OCT SFTP intake over a real gateway.
+type benchOCT struct {
+	addr    string
+	hostKey ssh.PublicKey
+	key     ssh.Signer
+	tenant  string
+	dir     string // mailbox root
+}
+
+func startBenchOCT(b *testing.B) *benchOCT {
+	ctx := context.Background()
+	dir := b.TempDir()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(dir, "oct.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	blobs, err := blobdir.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tn, _, err := gateway.AddTenant(ctx, st, "bench", "bench", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &benchOCT{tenant: tn.ID, dir: filepath.Join(dir, "tenants")}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if o.key, err = ssh.NewSignerFromKey(priv); err != nil {
+		b.Fatal(err)
+	}
+	ring, err := NewKeyRing(map[string][]string{o.tenant: {authorizedLine(o.key)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hk, err := LoadOrCreateHostKey(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.hostKey = hk.PublicKey()
+	folders, err := mailbox.New(o.dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := New(Config{
+		HostKey: hk, Folders: folders, Tenants: ring, Intaker: g,
+		// A vendor allowed to send this much: the default 60 files per
+		// minute would throttle the small-file run.
+		Limits: func(string) Limits {
+			return Limits{MaxFileSize: 64 << 20, FilesPerMinute: 1 << 20, MaxSessions: 4, DiskQuota: 1 << 40}
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.addr = l.Addr().String()
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, l) }()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Errorf("Serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			b.Error("Serve did not return after shutdown")
+		}
+	})
+	return o
+}
+
+// benchClients opens one SSH connection and n SFTP sessions on it, with
+// the one client configuration used against both servers.
+func benchClients(b *testing.B, addr, user string, key ssh.Signer, host ssh.PublicKey, n int) []*sftp.Client {
+	sc, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: ssh.FixedHostKey(host), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		b.Fatalf("dial %s: %v", addr, err)
+	}
+	b.Cleanup(func() { sc.Close() })
+	cs := make([]*sftp.Client, n)
+	for i := range cs {
+		c, err := sftp.NewClient(sc, sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64))
+		if err != nil {
+			b.Fatalf("sftp %s: %v", addr, err)
+		}
+		b.Cleanup(func() { c.Close() })
+		cs[i] = c
+	}
+	return cs
+}
+
+// benchFiles holds the set of one sub-benchmark; renumber gives every file
+// a fresh B2 file number before each round.
+type benchFiles struct {
+	data [][]byte
+}
+
+var benchFileNumber atomic.Int64
+
+func newBenchFiles(b *testing.B, s benchSet) *benchFiles {
+	tpl := b2OfSize(b, s.size)
+	f := &benchFiles{data: make([][]byte, s.files)}
+	for i := range f.data {
+		f.data[i] = append([]byte(nil), tpl...)
+	}
+	return f
+}
+
+// renumber writes a unique 6-digit file number into the 000 header and the
+// 999 trailer of every file (fixed 128-byte records, no framing).
+func (f *benchFiles) renumber() {
+	for _, d := range f.data {
+		id := fmt.Sprintf("%06d", benchFileNumber.Add(1)%1_000_000)
+		copy(d[49:55], id)
+		copy(d[len(d)-b2fmt.RecordLength+49:len(d)-b2fmt.RecordLength+55], id)
+	}
+}
+
+func (f *benchFiles) bytes() int64 {
+	var n int64
+	for _, d := range f.data {
+		n += int64(len(d))
+	}
+	return n
+}
+
+// b2OfSize generates a valid B2 file of about size bytes (never more).
+func b2OfSize(b *testing.B, size int) []byte {
+	gen := func(lots, inv int) []byte {
+		var buf bytes.Buffer
+		if err := b2fmt.Generate(&buf, b2fmt.GenOptions{Seed: 11, Lots: lots, Invoices: inv}); err != nil {
+			b.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	// Up to 100 invoices per lot; grow lots, then invoices, to the size.
+	const perLot = 100
+	one := len(gen(1, perLot))
+	lots := max(1, size/one)
+	inv := perLot
+	if lots == 1 {
+		lo, hi := 1, perLot
+		for lo < hi { // largest invoice count whose file fits
+			mid := (lo + hi + 1) / 2
+			if len(gen(1, mid)) <= size {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		inv = lo
+	}
+	data := gen(lots, inv)
+	rep, err := b2fmt.Validate(bytes.NewReader(data), b2fmt.Options{})
+	if err != nil || !rep.Valid {
+		b.Fatalf("generated B2 not valid: %v %+v", err, rep.Errors)
+	}
+	return data
+}
+
+// uploadAll sends every file to dir, one file at a time on each session.
+func uploadAll(sessions []*sftp.Client, dir, prefix string, files [][]byte) (closing time.Duration, err error) {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for _, c := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					return
+				}
+				name := path.Join(dir, fmt.Sprintf("%sF%05d.b2", prefix, i))
+				d, err := uploadOne(c, name, files[i])
+				mu.Lock()
+				closing += d
+				mu.Unlock()
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("%s: %w", name, err)
+					}
+					mu.Unlock()
+					next.Store(int64(len(files))) // stop the other workers
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return closing, first
+}
+
+// uploadOne uploads one file and returns how long its close took.
+func uploadOne(c *sftp.Client, name string, data []byte) (time.Duration, error) {
+	f, err := c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
+		f.Close()
+		return 0, err
+	}
+	t0 := time.Now()
+	err = f.Close() // on OCT: returns after the durable take-in
+	return time.Since(t0), err
+}
+
+func benchUpload(b *testing.B, oct *benchOCT, sshd *testenv.SSHD, s benchSet) {
+	b.StopTimer()
+	files := newBenchFiles(b, s)
+	octC := benchClients(b, oct.addr, "vendor", oct.key, oct.hostKey, s.sessions)
+	sshC := benchClients(b, sshd.Addr, sshd.User, sshd.Client, sshd.HostKey, s.sessions)
+	sshDir := b.TempDir()
+	outbox := filepath.Join(oct.dir, oct.tenant, mailbox.Outbox)
+
+	var octTime, sshTime, octClose, sshClose time.Duration
+	runOCT := func(round int) {
+		files.renumber()
+		t0 := time.Now()
+		b.StartTimer()
+		cl, err := uploadAll(octC, mailbox.Inbox, fmt.Sprintf("R%03d", round), files.data)
+		b.StopTimer()
+		octTime += time.Since(t0)
+		octClose += cl
+		if err != nil {
+			b.Fatalf("OCT upload: %v", err)
+		}
+		checkTakenIn(b, oct, s.files)
+		// The vendor fetches its acknowledgements; clear them so that
+		// every round starts from the same mailbox.
+		if err := clearDir(outbox); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runSSH := func(round int) {
+		files.renumber()
+		dst := filepath.Join(sshDir, fmt.Sprintf("r%03d", round))
+		if err := os.Mkdir(dst, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		b.StartTimer()
+		cl, err := uploadAll(sshC, dst, "", files.data)
+		b.StopTimer()
+		sshTime += time.Since(t0)
+		sshClose += cl
+		if err != nil {
+			b.Fatalf("OpenSSH upload: %v", err)
+		}
+		if err := os.RemoveAll(dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			runOCT(i)
+			runSSH(i)
+		} else {
+			runSSH(i)
+			runOCT(i)
+		}
+	}
+
+	n := float64(b.N)
+	mb := float64(files.bytes()) * n / 1e6
+	count := float64(s.files) * n
+	b.ReportMetric(0, "ns/op") // both servers are in an op: the rates below are what counts
+	b.ReportMetric(mb/octTime.Seconds(), "oct_MB/s")
+	b.ReportMetric(mb/sshTime.Seconds(), "openssh_MB/s")
+	b.ReportMetric(count/octTime.Seconds(), "oct_files/s")
+	b.ReportMetric(count/sshTime.Seconds(), "openssh_files/s")
+	b.ReportMetric(sshTime.Seconds()/octTime.Seconds(), "oct/openssh")
+	// Mean time of a file's close as the client sees it: on OCT, the
+	// durable take-in.
+	b.ReportMetric(float64(octClose.Milliseconds())/count, "oct_close_ms")
+	b.ReportMetric(float64(sshClose.Milliseconds())/count, "openssh_close_ms")
+}
+
+// checkTakenIn fails b unless each of the files of the round was taken in
+// as a new accepted file: inbox and errors/ empty, one accepted
+// acknowledgement per file in outbox/.
+func checkTakenIn(b *testing.B, oct *benchOCT, files int) {
+	tree := filepath.Join(oct.dir, oct.tenant)
+	for _, f := range []string{mailbox.Inbox, mailbox.Errors} {
+		if ents, err := os.ReadDir(filepath.Join(tree, f)); err != nil || len(ents) != 0 {
+			b.Fatalf("%s: %d files left (%v)", f, len(ents), err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(tree, mailbox.Outbox))
+	if err != nil {
+		b.Fatal(err)
+	}
+	acks := 0
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), mailbox.AckJSONSuffix) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(tree, mailbox.Outbox, e.Name()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ack gateway.Ack
+		if err := json.Unmarshal(data, &ack); err != nil {
+			b.Fatal(err)
+		}
+		if ack.Status != gateway.StatusAccepted || ack.Duplicate {
+			b.Fatalf("%s: status %s, duplicate %v", e.Name(), ack.Status, ack.Duplicate)
+		}
+		acks++
+	}
+	if acks != files {
+		b.Fatalf("%d accepted acknowledgements for %d files", acks, files)
+	}
+}
+
+func clearDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
