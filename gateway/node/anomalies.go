@@ -61,7 +61,11 @@ func (n *Node) openSupport() (map[string]http.Handler, error) {
 	}
 	roster.c = c
 	n.Queue, n.Console = q, c
-	n.chaser = anomalies.NewChaser(n.Store, n.Config.Anomalies.Chase, clock, n.Logger)
+	chase := n.Config.Anomalies.Chase
+	if chase.Default.ARL == 0 { // one ARL deadline unless the chase policy says otherwise
+		chase.Default.ARL = n.Config.Delivery.ARLDeadline
+	}
+	n.chaser = anomalies.NewChaser(n.Store, chase, clock, n.Logger)
 	return c.Routes(), nil
 }
 
