@@ -195,6 +195,7 @@ func (h *handlers) remove(p string) error {
 	if !info.Mode().IsRegular() {
 		return fmt.Errorf("%w: not a regular file", errDenied)
 	}
+	h.s.forgetUsage(h.tenant) // space freed by the vendor counts at once
 	return mapErr(h.root.Remove(l.rel()))
 }
 

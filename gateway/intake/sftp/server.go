@@ -84,6 +84,8 @@ type Server struct {
 	reserved  map[string]int64           // tenant -> bytes of uploads in progress
 	writing   map[string]map[string]bool // tenant -> inbox names open for writing
 	fails     *penalty.Table
+	// usageCache: tenant tree sizes, see usage.
+	usageCache map[string]usageEntry
 }
 
 // New checks cfg and returns a server. Nothing runs until Serve.
@@ -125,17 +127,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "intake/sftp"),
-		ctx:       ctx,
-		cancel:    cancel,
-		conns:     make(map[net.Conn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[string]int),
-		rates:     make(map[string]*window),
-		reserved:  make(map[string]int64),
-		writing:   make(map[string]map[string]bool),
-		fails:     penalty.New(cfg.LoginDelay, cfg.MaxLoginDelay, time.Hour, 10000),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "intake/sftp"),
+		ctx:        ctx,
+		cancel:     cancel,
+		conns:      make(map[net.Conn]struct{}),
+		listeners:  make(map[net.Listener]struct{}),
+		sessions:   make(map[string]int),
+		rates:      make(map[string]*window),
+		reserved:   make(map[string]int64),
+		writing:    make(map[string]map[string]bool),
+		fails:      penalty.New(cfg.LoginDelay, cfg.MaxLoginDelay, time.Hour, 10000),
+		usageCache: make(map[string]usageEntry),
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 
@@ -63,7 +64,7 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 	s.mu.Unlock()
 
 	release := func() { s.releaseName(t, name) }
-	usage, err := mailbox.Usage(s.ctx, h.root)
+	usage, err := s.usage(t, h.root)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("%w: cannot check the quota", sftp.ErrSSHFxFailure)
@@ -269,4 +270,44 @@ func refusalMessage(code string) string {
 		return "tenant unknown or disabled"
 	}
 	return code
+}
+
+// usageTTL bounds how stale the cached size of a tenant's tree may be. The
+// quota is approximate anyway (concurrent uploads are not reserved, see
+// docs/vendors.md); walking the tree on every open made a burst of small
+// uploads slower the longer it ran (profile in docs/benchmarks.md).
+const usageTTL = 2 * time.Second
+
+type usageEntry struct {
+	bytes int64
+	at    time.Time
+}
+
+// usage returns the tenant's tree size, walked at most once per usageTTL.
+func (s *Server) usage(tenant string, root *os.Root) (int64, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.usageCache[tenant]
+	s.mu.Unlock()
+	if ok && now.Sub(e.at) < usageTTL {
+		return e.bytes, nil
+	}
+	n, err := mailbox.Usage(s.ctx, root)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if len(s.usageCache) > 10000 {
+		clear(s.usageCache)
+	}
+	s.usageCache[tenant] = usageEntry{n, now}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// forgetUsage drops a tenant's cached tree size.
+func (s *Server) forgetUsage(tenant string) {
+	s.mu.Lock()
+	delete(s.usageCache, tenant)
+	s.mu.Unlock()
 }
