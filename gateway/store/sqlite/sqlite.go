@@ -140,7 +140,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	var err error
-	s.wdb, err = sql.Open("sqlite", o.Path+"?"+common+"&_pragma=journal_mode(WAL)")
+	// The writer's page cache holds a whole group-committed batch: with the
+	// 2 MB default, large batches spilled dirty pages into the WAL in the
+	// middle of the transaction (a pwrite per page; profile in
+	// docs/benchmarks.md).
+	s.wdb, err = sql.Open("sqlite", o.Path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
