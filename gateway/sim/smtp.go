@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -191,7 +194,9 @@ func (ss *session) Logout() error { return nil }
 // receiveMail decodes one message for caisse c with the intake's decoder
 // and accepts its B2 file(s).
 func (s *Sim) receiveMail(c *caisse, raw []byte, user string, tlsOn bool) error {
-	dec := &insmtp.Decrypter{Cert: c.cert, Key: c.key}
+	// Extract and inspect both open the enveloped-data: the RSA operation
+	// (the simulator's main cost) is done once per message.
+	dec := &insmtp.Decrypter{Cert: c.cert, Key: &memoKey{key: c.key}}
 	parts, err := insmtp.Extract(bytes.NewReader(raw), insmtp.ExtractOptions{MaxFileSize: s.cfg.MaxFileSize, Decrypter: dec})
 	if err != nil {
 		return smtpErr(554, gosmtp.EnhancedCode{5, 6, 0}, "Message refused: "+oneLine(err.Error()))
@@ -275,4 +280,37 @@ func oneLine(s string) string {
 		s = s[:200]
 	}
 	return s
+}
+
+// memoKey is a crypto.Decrypter that remembers what it decrypted, for the
+// life of one message (never shared between messages).
+type memoKey struct {
+	key  *rsa.PrivateKey
+	mu   sync.Mutex
+	seen map[string][]byte
+}
+
+func (m *memoKey) Public() crypto.PublicKey { return m.key.Public() }
+
+func (m *memoKey) Decrypt(rnd io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	k := fmt.Sprintf("%T%v|%s", opts, opts, msg)
+	m.mu.Lock()
+	if out, ok := m.seen[k]; ok {
+		m.mu.Unlock()
+		return bytes.Clone(out), nil
+	}
+	m.mu.Unlock()
+	out, err := m.key.Decrypt(rnd, msg, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.seen == nil {
+		m.seen = map[string][]byte{}
+	}
+	if len(m.seen) < 8 {
+		m.seen[k] = bytes.Clone(out)
+	}
+	m.mu.Unlock()
+	return out, nil
 }

@@ -1,0 +1,155 @@
+package returns
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octgw/oct/formats/arl"
+	"github.com/octgw/oct/formats/envelope"
+	"github.com/octgw/oct/formats/fixed"
+	"github.com/octgw/oct/gateway/lifecycle"
+	"github.com/octgw/oct/gateway/sim"
+	"github.com/octgw/oct/gateway/store"
+	"github.com/octgw/oct/gateway/store/blobdir"
+	"github.com/octgw/oct/gateway/store/sqlite"
+)
+
+// benchLots creates n sent lots (created → routed → signed → sent, one
+// Commit per step for a batch of lots) and returns, for each, the ARL
+// message a caisse would send (sim.Return.Message, as the simulator does).
+func benchLots(b *testing.B, ctx context.Context, st *sqlite.Store, n int, now time.Time) [][]byte {
+	b.Helper()
+	const batch = 250
+	msgs := make([][]byte, 0, n)
+	for start := 0; start < n; start += batch {
+		end := min(start+batch, n)
+		c := &store.Change{Actor: "bench"}
+		var ids []string
+		for i := start; i < end; i++ {
+			id := fmt.Sprintf("L%07d", i)
+			emitter := fmt.Sprintf("75%07d", i/900)
+			fileID := "F-" + id
+			c.Files = append(c.Files, store.File{ID: fileID, Tenant: tenantA, Channel: "sftp", SHA256: "sum-" + id, Format: "b2",
+				State: lifecycle.FileReceived, ReceivedAt: now})
+			c.Lots = append(c.Lots, store.Lot{ID: id, File: fileID, Tenant: tenantA, Emitter: emitter, Number: i%900 + 1,
+				Date: lotDay.String(), Destination: "01422@422.01.rss.fr", State: lifecycle.LotCreated, Invoices: 1, UpdatedAt: now})
+			c.Expectations = append(c.Expectations,
+				store.Expectation{ID: id + "-arl", Lot: id, Kind: "arl", DueAt: now.Add(48 * time.Hour)},
+				store.Expectation{ID: id + "-rsp", Lot: id, Kind: "rsp", DueAt: now.Add(30 * 24 * time.Hour)})
+			c.Invoices = append(c.Invoices, store.Invoice{ID: id + "-0", Lot: id, Tenant: tenantA, Number: "000000101",
+				NIRHash: "h", Billed: 1000, AMO: 700, AMCPart: 300, State: lifecycle.InvoicePending})
+			ids = append(ids, id)
+		}
+		if err := st.Commit(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		steps := []lifecycle.State{lifecycle.LotCreated, lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotSent}
+		for s := 1; s < len(steps); s++ {
+			c := &store.Change{Actor: "bench"}
+			for _, id := range ids {
+				c.Transitions = append(c.Transitions, store.Transition{Kind: lifecycle.Lot, ID: id, From: steps[s-1], To: steps[s], Actor: "bench"})
+			}
+			if err := st.Commit(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := start; i < end; i++ {
+			hdr := envelope.Info{SenderType: "CT", Sender: "00000001422422", ReceiverType: "OT", Receiver: "00000123456789",
+				Application: "TR", FileID: fmt.Sprintf("A%05d", i%100000), Created: fixed.DayOf(now)}
+			a := arl.ARL{Header: hdr, Emitter: fmt.Sprintf("0000075%07d", i/900), FileID: "F00001", LotNumber: i%900 + 1,
+				LotDate: lotDay, Positive: true, Received: fixed.DayOf(now)}
+			var buf bytes.Buffer
+			if err := arl.Write(&buf, a); err != nil {
+				b.Fatal(err)
+			}
+			raw, err := sim.Return{Kind: sim.KindARL, From: "01422@422.01.rss.fr", To: "oct@oct.test", Subject: "IR/ARL",
+				Body: buf.Bytes()}.Message(now, fmt.Sprintf("arl-%d@caisse.test", i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs = append(msgs, raw)
+		}
+	}
+	return msgs
+}
+
+// benchProcessor opens a SQLite store and a blob directory under a temp
+// dir and returns a Processor relaying to a counter.
+func benchProcessor(b *testing.B, ctx context.Context, now time.Time) (*sqlite.Store, *Processor, *atomic.Int64) {
+	b.Helper()
+	dir := b.TempDir()
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(dir, "oct.db"), Now: clock, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	blobs, err := blobdir.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Commit(ctx, &store.Change{Tenants: []store.Tenant{{ID: tenantA, Name: tenantA, Created: now}}}); err != nil {
+		b.Fatal(err)
+	}
+	relayed := &atomic.Int64{}
+	proc, err := NewProcessor(Options{Journal: st, Blobs: blobs, Now: clock, Logger: quietLogger(),
+		Relay: RelayFunc(func(context.Context, string, string, []byte) error { relayed.Add(1); return nil })})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, proc, relayed
+}
+
+// BenchmarkProcessReturnsParallel: the same from 2×GOMAXPROCS goroutines
+// (the Processor is safe for concurrent use; the store groups commits).
+func BenchmarkProcessReturnsParallel(b *testing.B) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 9, 10, 0, 0, 0, time.UTC)
+	st, proc, relayed := benchProcessor(b, ctx, now)
+	msgs := benchLots(b, ctx, st, b.N, now)
+	var next atomic.Int64
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			out, err := proc.Process(ctx, msgs[i])
+			if err != nil || len(out.Returns) != 1 || out.Returns[0].Orphan || len(out.Anomalies) != 0 {
+				b.Errorf("message %d: %+v %v", i, out, err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if relayed.Load() != int64(b.N) {
+		b.Fatalf("relayed %d of %d", relayed.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "returns/s")
+}
+
+// BenchmarkProcessReturns: positive ARL messages decoded, correlated with
+// their lot in a SQLite store, committed and relayed (FoldersRelay), one
+// lot per message; reports returns/s.
+func BenchmarkProcessReturns(b *testing.B) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 9, 10, 0, 0, 0, time.UTC)
+	st, proc, relayed := benchProcessor(b, ctx, now)
+	msgs := benchLots(b, ctx, st, b.N, now)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := proc.Process(ctx, msgs[i])
+		if err != nil || len(out.Returns) != 1 || out.Returns[0].Orphan || len(out.Anomalies) != 0 {
+			b.Fatalf("message %d: %+v %v", i, out, err)
+		}
+	}
+	b.StopTimer()
+	if relayed.Load() != int64(b.N) {
+		b.Fatalf("relayed %d of %d", relayed.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "returns/s")
+}
