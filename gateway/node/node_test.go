@@ -309,3 +309,12 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+func genOneLot(t testing.TB, seed int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := b2.Generate(&buf, b2.GenOptions{Seed: seed, Lots: 1, Invoices: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
