@@ -53,8 +53,12 @@ func (f *fakeSender) Send(_ context.Context, d Delivery) (Receipt, error) {
 	return Receipt{MessageID: "<m-" + d.Lot.ID + ">"}, nil
 }
 
-func newTestGateway(t *testing.T, sender Sender) *Gateway {
+func newTestGateway(t *testing.T, sender Sender, router ...Router) *Gateway {
 	t.Helper()
+	var r Router = fakeRouter{}
+	if len(router) > 0 {
+		r = router[0]
+	}
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: t.TempDir() + "/oct.db"})
 	if err != nil {
@@ -65,7 +69,7 @@ func newTestGateway(t *testing.T, sender Sender) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32), Router: fakeRouter{},
+	g, err := New(Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32), Router: r,
 		Workers:  WorkerOptions{Concurrency: 2, PollEvery: 10 * time.Millisecond, MaxAttempts: 3},
 		Outbound: OutboundOptions{Signer: fakeSigner{}, Sender: sender}})
 	if err != nil {
@@ -172,5 +176,22 @@ func TestDeliverNeverResendsAnUnfinishedAttempt(t *testing.T) {
 	}
 	if s.sends[lot2.ID] != 0 || len(ch.Transitions) != 1 || ch.Transitions[0].To != lifecycle.LotSent || ch.Attempts[0].Outcome != "unknown" {
 		t.Fatalf("re-run after a crash: sends %d, change %+v", s.sends[lot2.ID], ch)
+	}
+}
+
+type fanoutRouter struct{}
+
+func (fanoutRouter) Route(context.Context, RouteInput) (Route, error) {
+	return Route{Destination: "amo:01422,static:archive", Version: "1", Reason: "rule fan-out"}, nil
+}
+
+// TestFanOutIsNeverSilent: a decision with several destinations sends to
+// the first and opens an anomaly naming the others.
+func TestFanOutIsNeverSilent(t *testing.T) {
+	g := newTestGateway(t, &fakeSender{}, fanoutRouter{})
+	pushAndWait(t, g, 5, func(st lifecycle.State) bool { return st == lifecycle.LotSent })
+	as, err := g.Store().Anomalies(context.Background(), store.AnomalyQuery{Kind: "fan-out-unsupported"})
+	if err != nil || len(as) != 2 || as[0].Destination != "static:archive" {
+		t.Fatalf("%v %+v", err, as)
 	}
 }

@@ -162,6 +162,15 @@ func (g *Gateway) route(ctx context.Context, l store.Lease) (*store.Change, erro
 		Enqueue:     g.afterRouting(lot.ID, now),
 		Transitions: []store.Transition{{Kind: lifecycle.Lot, ID: lot.ID, From: lot.State, To: lifecycle.LotRouted, Actor: "route", Reason: r.Reason}},
 	}
+	if extra := strings.Split(r.Destination, ","); len(extra) > 1 {
+		// A fan-out rule chose several destinations; delivery sends a lot to
+		// one. The others are named to support rather than dropped silently.
+		c.Anomalies = append(c.Anomalies, store.Anomaly{
+			ID: "fanout-" + lot.ID, Kind: "fan-out-unsupported", Subject: "lot:" + lot.ID, Tenant: lot.Tenant, Destination: strings.Join(extra[1:], ","),
+			State: lifecycle.AnomalyOpen, SLA: now.Add(24 * time.Hour), Created: now,
+			Reason: "the routing rule chose " + r.Destination + "; the lot is sent to " + extra[0] + " only, the others need an operator",
+		})
+	}
 	if len(r.Split) > 0 {
 		c.Anomalies = append(c.Anomalies, store.Anomaly{
 			ID: "split-" + lot.ID, Kind: "split-unavailable", Subject: "lot:" + lot.ID, Tenant: lot.Tenant, Destination: strings.Join(r.Split, ","),
