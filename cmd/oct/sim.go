@@ -15,12 +15,13 @@ import (
 
 func simCmd() *cobra.Command {
 	var (
-		smtpAddr, sftpAddr, httpsAddr, out string
-		imapAddr, imapUser, imapPassFile   string
-		mailboxes                          []string
-		arlDelay, rspDelay                 time.Duration
-		negRate, rejectRate                float64
-		seed                               int64
+		smtpAddr, sftpAddr, httpsAddr, out     string
+		imapAddr, imapUser, imapPassFile       string
+		mailboxes                              []string
+		arlDelay, rspDelay                     time.Duration
+		negRate, rejectRate, lostRate, dupRate float64
+		arlJitter, rspJitter                   time.Duration
+		seed                                   int64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -52,7 +53,8 @@ certificates.dir) and sftp_known_hosts.`,
 				sink = &sim.DirSink{Dir: dir}
 			}
 			s, err := sim.New(sim.Config{Mailboxes: mailboxes, AnyMailbox: true, Sink: sink, ARLDelay: arlDelay, RSPDelay: rspDelay,
-				NegativeARLRate: negRate, RejectRate: rejectRate, Seed: uint64(seed), Logger: newLogger(defaultLogConfig())})
+				NegativeARLRate: negRate, RejectRate: rejectRate, Seed: uint64(seed), Logger: newLogger(defaultLogConfig()),
+				LostARLRate: lostRate, DuplicateReturnRate: dupRate, ARLDelayJitter: arlJitter, RSPDelayJitter: rspJitter})
 			if err != nil {
 				return err
 			}
@@ -115,5 +117,9 @@ certificates.dir) and sftp_known_hosts.`,
 	f.Float64Var(&negRate, "negative-rate", 0.05, "share of negative ARLs")
 	f.Float64Var(&rejectRate, "reject-rate", 0.1, "share of rejected invoices")
 	f.Int64Var(&seed, "seed", 1, "decision seed")
+	f.Float64Var(&lostRate, "lost-arl-rate", 0, "share of lots never answered (no ARL, no RSP): exercises the chase")
+	f.Float64Var(&dupRate, "duplicate-rate", 0, "share of returns delivered twice")
+	f.DurationVar(&arlJitter, "arl-jitter", 0, "uniform extra ARL delay in [0, jitter)")
+	f.DurationVar(&rspJitter, "rsp-jitter", 0, "uniform extra RSP delay in [0, jitter)")
 	return cmd
 }

@@ -109,6 +109,16 @@ type Console struct {
 // Returns is the OCT's return mailbox (ARL, RSP), polled over IMAP.
 type Returns struct {
 	IMAP IMAP `yaml:"imap"`
+	// Webhooks relay each tenant's returns to its endpoint, HMAC-signed,
+	// besides its SFTP returns/ folder and API feed.
+	Webhooks map[string]Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one tenant's return endpoint.
+type Webhook struct {
+	URL         string `yaml:"url"`
+	SecretFile  string `yaml:"secret_file"` // HMAC key, at least 16 bytes (never inline)
+	MaxAttempts int    `yaml:"max_attempts"`
 }
 
 // IMAP locates the mailbox.
@@ -411,6 +421,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Returns.IMAP.Addr != "" && (c.Returns.IMAP.Username == "" || c.Returns.IMAP.PasswordFile == "") {
 		errs = append(errs, fmt.Errorf("returns.imap.addr is set: returns.imap.username and returns.imap.password_file are required"))
+	}
+	for tenant, w := range c.Returns.Webhooks {
+		if w.URL == "" || w.SecretFile == "" {
+			errs = append(errs, fmt.Errorf("returns.webhooks.%s: url and secret_file are required", tenant))
+		}
 	}
 	if (c.SMTP.SMIMECertFile == "") != (c.SMTP.SMIMEKeyFile == "") {
 		errs = append(errs, fmt.Errorf("smtp.smime_cert_file and smtp.smime_key_file go together"))

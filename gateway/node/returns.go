@@ -15,8 +15,20 @@ import (
 // simulator feed it directly) and, when an IMAP mailbox is configured, the
 // poller that feeds it.
 func (n *Node) openReturns() error {
+	hooks := map[string]*returns.Webhook{}
+	for tenant, w := range n.Config.Returns.Webhooks {
+		secret, err := os.ReadFile(w.SecretFile)
+		if err != nil {
+			return fmt.Errorf("returns.webhooks.%s.secret_file: %w", tenant, err)
+		}
+		hooks[tenant] = &returns.Webhook{URL: w.URL, Secret: []byte(strings.TrimSpace(string(secret))), MaxAttempts: w.MaxAttempts, Logger: n.Logger}
+	}
+	relay := returns.Multi{returns.FoldersRelay(n.Folders)}
+	if len(hooks) > 0 {
+		relay = append(relay, returns.TenantWebhooks(func(tenant string) *returns.Webhook { return hooks[tenant] }))
+	}
 	p, err := returns.NewProcessor(returns.Options{
-		Journal: n.Store, Blobs: n.Blobs, Relay: returns.FoldersRelay(n.Folders), OnReturn: n.Returns.Notify, Logger: n.Logger,
+		Journal: n.Store, Blobs: n.Blobs, Relay: relay, OnReturn: n.Returns.Notify, Logger: n.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("returns: %w", err)
