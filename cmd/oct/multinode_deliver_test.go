@@ -47,22 +47,7 @@ func TestNodesDeliverOnceAndChaseOnce(t *testing.T) {
 		t.Fatal("oct sim wrote no caisse certificate")
 	}
 
-	type node struct {
-		base string
-		proc *testenv.Proc
-	}
-	var nodes []node
-	var token string
-	for i := 0; i < 3; i++ {
-		port := testenv.FreePort(t)
-		cf := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
-		conf := fmt.Sprintf(`data_dir: %s
-node_id: node%d
-http: {listen: "127.0.0.1:%d"}
-sftp: {listen: ""}
-store: {kind: redis, redis: {addr: "%s"}, blobs_dir: %s}
-referentials: {seed_demo: true}
-workers: {poll_every: 20ms, lease_ttl: 2s}
+	nodes, token := startRedisNodes(t, bin, dir, rd.Addr, 3, fmt.Sprintf(`
 signing:
   members: [{id: soft, kind: software, profile: default, key_file: %s, cert_file: %s}]
 delivery:
@@ -70,18 +55,7 @@ delivery:
   smtp: {relay: "127.0.0.1:%d", from: oct@oct.test, root_ca_file: %s}
 certificates: {dir: %s}
 anomalies: {every: 100ms}
-`, filepath.Join(dir, fmt.Sprintf("data%d", i)), i, port, rd.Addr, filepath.Join(dir, "blobs"), keyFile, certFile,
-			smtpPort, filepath.Join(simOut, "sim-root-ca.pem"), filepath.Join(simOut, "certs"))
-		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			token = addTenantConf(t, bin, cf, "acme")
-		}
-		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		nodes = append(nodes, node{base, testenv.Start(t, testenv.Spec{Name: fmt.Sprintf("node%d", i), Path: bin,
-			Args: []string{"serve", "--config", cf}, Ready: readyz(base)})})
-	}
+`, keyFile, certFile, smtpPort, filepath.Join(simOut, "sim-root-ca.pem"), filepath.Join(simOut, "certs")))
 
 	var (
 		mu    sync.Mutex

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/internal/testenv"
@@ -27,39 +29,7 @@ func TestNodesShareRedisAndSurviveKill9(t *testing.T) {
 	rd := testenv.StartRedis(t, testenv.RedisOptions{AppendFsync: "always"})
 	bin := testenv.GoBuild(t, "github.com/octgw/oct/cmd/oct")
 	dir := t.TempDir()
-	blobs := filepath.Join(dir, "blobs")
-	conf := func(i, port int) string {
-		p := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
-		c := fmt.Sprintf(`data_dir: %s
-node_id: node%d
-http: {listen: "127.0.0.1:%d"}
-sftp: {listen: ""}
-store: {kind: redis, redis: {addr: "%s", require_fsync_always: true}, blobs_dir: %s}
-referentials: {seed_demo: true}
-workers: {poll_every: 20ms, lease_ttl: 2s}
-`, filepath.Join(dir, fmt.Sprintf("data%d", i)), i, port, rd.Addr, blobs)
-		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	type node struct {
-		base string
-		proc *testenv.Proc
-	}
-	var nodes []node
-	var token string
-	for i := 0; i < 3; i++ {
-		port := testenv.FreePort(t)
-		cf := conf(i, port)
-		if i == 0 {
-			token = addTenantConf(t, bin, cf, "acme") // one store: the tenant exists for every node
-		}
-		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		p := testenv.Start(t, testenv.Spec{Name: fmt.Sprintf("node%d", i), Path: bin, Args: []string{"serve", "--config", cf},
-			Ready: readyz(base)})
-		nodes = append(nodes, node{base, p})
-	}
+	nodes, token := startRedisNodes(t, bin, dir, rd.Addr, 3, "store: {redis: {require_fsync_always: true}}\n")
 
 	const killAfter = 30
 	var (
@@ -115,4 +85,64 @@ workers: {poll_every: 20ms, lease_ttl: 2s}
 		waitSplitOnce(t, ctx, nodes[1+len(id)%2].base, token, id, lots) // ask the survivors
 	}
 	t.Logf("%d files acknowledged by 3 nodes (one killed mid-burst), all present and split once", len(acked))
+}
+
+// redisNode is one `oct serve` process of a multi-node test.
+type redisNode struct {
+	base string
+	proc *testenv.Proc
+}
+
+// startRedisNodes starts count `oct serve` nodes sharing one Redis and one
+// blob directory under dir, extra YAML deep-merged into each node's
+// configuration, creates tenant acme and returns the nodes and its token.
+func startRedisNodes(t *testing.T, bin, dir, redisAddr string, count int, extra string) ([]redisNode, string) {
+	t.Helper()
+	var nodes []redisNode
+	var token string
+	for i := 0; i < count; i++ {
+		port := testenv.FreePort(t)
+		cf := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
+		base := map[string]any{
+			"data_dir":     filepath.Join(dir, fmt.Sprintf("data%d", i)),
+			"node_id":      fmt.Sprintf("node%d", i),
+			"http":         map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port)},
+			"sftp":         map[string]any{"listen": ""},
+			"referentials": map[string]any{"seed_demo": true},
+			"workers":      map[string]any{"poll_every": "20ms", "lease_ttl": "2s"},
+			"store":        map[string]any{"kind": "redis", "redis": map[string]any{"addr": redisAddr}, "blobs_dir": filepath.Join(dir, "blobs")},
+		}
+		var more map[string]any
+		if err := yaml.Unmarshal([]byte(extra), &more); err != nil {
+			t.Fatal(err)
+		}
+		conf, err := yaml.Marshal(deepMerge(base, more))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cf, conf, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			token = addTenantConf(t, bin, cf, "acme") // one store: the tenant exists for every node
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d", port)
+		nodes = append(nodes, redisNode{url, testenv.Start(t, testenv.Spec{Name: fmt.Sprintf("node%d", i), Path: bin,
+			Args: []string{"serve", "--config", cf}, Ready: readyz(url)})})
+	}
+	return nodes, token
+}
+
+// deepMerge copies b's keys over a, merging nested maps.
+func deepMerge(a, b map[string]any) map[string]any {
+	for k, v := range b {
+		if bm, ok := v.(map[string]any); ok {
+			if am, ok := a[k].(map[string]any); ok {
+				a[k] = deepMerge(am, bm)
+				continue
+			}
+		}
+		a[k] = v
+	}
+	return a
 }

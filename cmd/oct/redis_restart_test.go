@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,24 +22,8 @@ func TestRedisRestartMidFlight(t *testing.T) {
 	rd := testenv.StartRedis(t, testenv.RedisOptions{AppendFsync: "always"})
 	bin := testenv.GoBuild(t, "github.com/octgw/oct/cmd/oct")
 	dir := t.TempDir()
-	var bases []string
-	var token string
-	for i := 0; i < 2; i++ {
-		port := testenv.FreePort(t)
-		cf := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
-		conf := fmt.Sprintf("data_dir: %s\nnode_id: node%d\nhttp: {listen: \"127.0.0.1:%d\"}\nsftp: {listen: \"\"}\n"+
-			"store: {kind: redis, redis: {addr: \"%s\"}, blobs_dir: %s}\nreferentials: {seed_demo: true}\nworkers: {poll_every: 20ms, lease_ttl: 2s}\n",
-			filepath.Join(dir, fmt.Sprintf("data%d", i)), i, port, rd.Addr, filepath.Join(dir, "blobs"))
-		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			token = addTenantConf(t, bin, cf, "acme")
-		}
-		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		testenv.Start(t, testenv.Spec{Name: fmt.Sprintf("node%d", i), Path: bin, Args: []string{"serve", "--config", cf}, Ready: readyz(base)})
-		bases = append(bases, base)
-	}
+	nodes, token := startRedisNodes(t, bin, dir, rd.Addr, 2, "")
+	bases := []string{nodes[0].base, nodes[1].base}
 	acked := map[string]int64{}
 	push := func(base string, seed int64) int {
 		var buf bytes.Buffer
