@@ -114,9 +114,17 @@ func TestLoginRequired(t *testing.T) {
 	if code != http.StatusUnauthorized || !strings.Contains(page, "wrong password") {
 		t.Fatalf("wrong password: %d", code)
 	}
+	// A second failure from the same address at once is refused without
+	// checking the password, with Retry-After.
+	code, _, h = e.do("POST", "/console/login", url.Values{"name": {"alice"}, "password": {"secret-alice"}})
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("login right after a failure: %d %v", code, h)
+	}
+	e.f.Clock.Advance(2 * time.Second)
 	if code, _, _ := e.do("POST", "/console/login", url.Values{"name": {"mallory"}, "password": {"x"}}); code != http.StatusUnauthorized {
 		t.Fatalf("unknown agent: %d", code)
 	}
+	e.f.Clock.Advance(10 * time.Second)
 	// an open redirect is not followed
 	code, _, h = e.do("POST", "/console/login", url.Values{"name": {"alice"}, "password": {"secret-alice"}, "next": {"//evil.example/"}})
 	if code != http.StatusSeeOther || h.Get("Location") != "/console/" {

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/octgw/oct/anomalies"
+	"github.com/octgw/oct/gateway/intake/penalty"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 )
@@ -39,6 +42,9 @@ type Console struct {
 	sess  *sessions
 	mux   *http.ServeMux
 	names []string
+
+	failMu sync.Mutex
+	fails  *penalty.Table // failed logins per source address
 }
 
 // New returns the console. Mount it with Routes.
@@ -61,6 +67,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{o: o, log: o.Logger, now: func() time.Time { return clock.Now().UTC() }, mux: http.NewServeMux()}
 	c.sess = newSessions(o.Agents, o.SessionTTL, c.now)
+	c.fails = penalty.New(time.Second, time.Minute, time.Hour, 10000)
 	for _, a := range o.Agents {
 		c.names = append(c.names, a.Name)
 	}
@@ -191,7 +198,23 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 	secureHeaders(w)
 	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	c.failMu.Lock()
+	wait := c.fails.Remaining(addr, c.now())
+	c.failMu.Unlock()
+	if wait > 0 { // repeated failures from this address: refused without checking the password
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		c.render(w, http.StatusTooManyRequests, "login", nil, map[string]string{"Next": next, "Error": "too many failed logins: wait a moment"})
+		return
+	}
 	id, ok := c.sess.login(name, pw)
+	c.failMu.Lock()
+	if ok {
+		c.fails.OK(addr)
+	} else {
+		c.fails.Fail(addr, c.now())
+	}
+	c.failMu.Unlock()
 	if !ok {
 		c.log.Info("console login refused", "agent", name)
 		c.render(w, http.StatusUnauthorized, "login", nil, map[string]string{"Next": next, "Error": "unknown agent or wrong password"})

@@ -80,3 +80,14 @@ func (f *Table) evict(now time.Time) {
 		}
 	}
 }
+
+// Remaining is how much of addr's current delay is still to run at now:
+// for servers that refuse early (HTTP 429 + Retry-After) instead of
+// making the client wait.
+func (f *Table) Remaining(addr string, now time.Time) time.Duration {
+	d := f.Delay(addr, now)
+	if d == 0 {
+		return 0
+	}
+	return max(0, d-now.Sub(f.m[addr].last))
+}

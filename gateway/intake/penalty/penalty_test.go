@@ -36,3 +36,19 @@ func TestDelayDoublesIsBoundedAndForgotten(t *testing.T) {
 		t.Fatalf("delay after a good login = %v", d)
 	}
 }
+
+func TestRemaining(t *testing.T) {
+	f := New(time.Second, 8*time.Second, time.Hour, 10)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fail("a", now)
+	f.Fail("a", now) // delay 2s
+	if r := f.Remaining("a", now.Add(500*time.Millisecond)); r != 1500*time.Millisecond {
+		t.Fatalf("remaining %v", r)
+	}
+	if r := f.Remaining("a", now.Add(3*time.Second)); r != 0 {
+		t.Fatalf("after the delay: %v", r)
+	}
+	if r := f.Remaining("b", now); r != 0 {
+		t.Fatalf("unknown address: %v", r)
+	}
+}
