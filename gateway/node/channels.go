@@ -109,7 +109,7 @@ func (n *Node) openChannels() error {
 		}
 		sc := smtp.Config{
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, Tenants: tokenAuth{n.Store},
-			Intaker: n.Gateway, Logger: n.Logger, Domain: cfg.SMTP.Domain, MaxFileSize: int64(cfg.Limits.MaxFileBytes),
+			Intaker: n.Gateway, Logger: n.Logger, Domain: cfg.SMTP.Domain, MaxFileSize: int64(cfg.Limits.MaxFileBytes), Folders: n.Folders,
 		}
 		if cfg.SMTP.SMIMECertFile != "" {
 			if sc.Decrypter, err = loadDecrypter(cfg.SMTP.SMIMECertFile, cfg.SMTP.SMIMEKeyFile); err != nil {

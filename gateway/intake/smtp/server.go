@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/intake/penalty"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 	Tenants   Tenants          // AUTH PLAIN
 	Intaker   Intaker          // gateway.Intake
 	Decrypter *Decrypter       // the OCT's certificate and key for S/MIME [encrypted messages refused]
+	Folders   *mailbox.Folders // when set, each acknowledgement is also written to the tenant's outbox/
 	Logger    *slog.Logger     // [discard]
 	Now       func() time.Time // [time.Now]
 	Domain    string           // name in the greeting [localhost]
@@ -418,6 +420,7 @@ func (se *session) Data(r io.Reader) error {
 			return reply
 		}
 		ids = append(ids, ack.ID)
+		s.writeAck(se.tenant, p.Name, ack)
 		s.log.Info("smtp file taken in", "tenant", se.tenant, "remote", se.remote, "id", ack.ID, "status", ack.Status, "size", ack.Size, "encrypted", p.Encrypted, "duplicate", ack.Duplicate)
 	}
 	return nil
@@ -471,4 +474,24 @@ func replyFor(err error) *smtp.SMTPError {
 		return e(451, smtp.EnhancedCode{4, 3, 0}, "Cannot take the file now, try again later")
 	}
 	return e(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure, try again later")
+}
+
+// writeAck puts the acknowledgement in the tenant's outbox/ (the file is
+// durable already: a failure here is logged, the 250 still holds and the
+// acknowledgement stays available in the API).
+func (s *Server) writeAck(tenant, name string, ack gateway.Ack) {
+	if s.cfg.Folders == nil {
+		return
+	}
+	if name == "" {
+		name = "smtp-" + ack.ID + ".b2"
+	}
+	root, err := s.cfg.Folders.Open(tenant)
+	if err == nil {
+		defer root.Close()
+		_, err = mailbox.WriteAck(s.ctx, root, name, ack)
+	}
+	if err != nil {
+		s.log.Warn("smtp acknowledgement not written to outbox", "tenant", tenant, "id", ack.ID, "err", err)
+	}
 }

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/mailbox"
 )
 
 var b2 = []byte("000 fake B2 file for the fake intaker\r\n999\r\n")
@@ -218,5 +220,32 @@ func TestShutdownClosesConnections(t *testing.T) {
 	e.stop() // Serve returned and no goroutine is left
 	if err := c1.Noop(); err == nil {
 		t.Fatal("connection still open after shutdown")
+	}
+}
+
+// TestAcknowledgementInOutbox: with tenant folders configured, the
+// acknowledgement of a file taken in by mail lands in the tenant's outbox/,
+// like an SFTP upload's.
+func TestAcknowledgementInOutbox(t *testing.T) {
+	folders, err := mailbox.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, func(c *Config) { c.Folders = folders })
+	if err := e.send(mimeMessage(ediPart(b64lines(b2, 76), "IRIS/B2", "lot.b2"))); err != nil {
+		t.Fatal(err)
+	}
+	root, err := folders.Open("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	b, err := root.ReadFile(mailbox.Outbox + "/lot.b2.ack.json")
+	if err != nil {
+		t.Fatalf("no acknowledgement in outbox/: %v", err)
+	}
+	var ack gateway.Ack
+	if err := json.Unmarshal(b, &ack); err != nil || ack.ID == "" {
+		t.Fatalf("ack %s: %v", b, err)
 	}
 }
