@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -67,6 +68,8 @@ type Gateway struct {
 	workers WorkerOptions
 	out     OutboundOptions
 
+	adopter adopter // g.blobs when it can take a local file without copying
+
 	mu       sync.Mutex
 	draining bool
 	entropy  io.Reader
@@ -106,8 +109,10 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	ad, _ := o.Blobs.(adopter)
 	return &Gateway{
-		st: o.Store, blobs: o.Blobs, nir: hasher, now: o.Now, log: o.Logger,
+		adopter: ad,
+		st:      o.Store, blobs: o.Blobs, nir: hasher, now: o.Now, log: o.Logger,
 		limits: o.Limits, router: o.Router, node: o.NodeID, knowAMC: o.KnownAMC, m: m,
 		sem: make(chan struct{}, o.Limits.MaxConcurrent), wake: make(chan struct{}, 1),
 		workers: o.Workers, out: o.Outbound, entropy: ulid.Monotonic(rand.Reader, 0),
@@ -191,7 +196,18 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 		_, _ = io.Copy(io.Discard, pr) // the validator may stop early: keep the blob writer flowing
 		done <- result{rep, err}
 	}()
-	sum, size, perr := g.blobs.Put(ctx, io.TeeReader(r, pw), g.limits.MaxFileBytes)
+	var (
+		sum  string
+		size int64
+		perr error
+	)
+	if f, ok := r.(*os.File); ok && g.adopter != nil && g.adopter.CanAdopt(f) {
+		// An uploaded file already on this filesystem (SFTP inbox): read it
+		// once and link it into the blob store, no second copy.
+		sum, size, perr = g.adopter.Adopt(ctx, f, pw, g.limits.MaxFileBytes)
+	} else {
+		sum, size, perr = g.blobs.Put(ctx, io.TeeReader(r, pw), g.limits.MaxFileBytes)
+	}
 	pw.CloseWithError(perr)
 	res := <-done
 	switch {
@@ -284,4 +300,11 @@ func FileAck(f store.File) (Ack, error) {
 func TokenHash(token string) string {
 	s := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(s[:])
+}
+
+// adopter is implemented by blob stores that can take an open local file
+// in without copying it (blobdir).
+type adopter interface {
+	CanAdopt(f *os.File) bool
+	Adopt(ctx context.Context, f *os.File, tee io.Writer, maxBytes int64) (sum string, size int64, err error)
 }

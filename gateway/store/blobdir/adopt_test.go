@@ -1,0 +1,70 @@
+package blobdir
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/octgw/oct/gateway/store"
+)
+
+func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
+	root := t.TempDir()
+	d, err := Open(filepath.Join(root, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(root, "upload")
+	data := bytes.Repeat([]byte("B2 RECORD "), 5000)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !d.CanAdopt(f) {
+		t.Skip("the temp dir and /proc do not allow adoption here")
+	}
+	var tee bytes.Buffer
+	sum, size, err := d.Adopt(context.Background(), f, &tee, 1<<20)
+	if err != nil || size != int64(len(data)) || !bytes.Equal(tee.Bytes(), data) {
+		t.Fatalf("adopt: %v size %d tee %d", err, size, tee.Len())
+	}
+	rc, err := d.Open(context.Background(), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("blob content differs")
+	}
+	p, _ := d.Path(sum)
+	a, _ := os.Stat(src)
+	b, _ := os.Stat(p)
+	if !os.SameFile(a, b) || a.Sys().(*syscall.Stat_t).Nlink != 2 {
+		t.Fatal("the blob is a copy, not the adopted inode")
+	}
+	// Removing the upload leaves the blob whole.
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := d.Has(context.Background(), sum); !ok {
+		t.Fatal("blob gone with the upload")
+	}
+	// Too large: nothing stored.
+	big := filepath.Join(root, "big")
+	os.WriteFile(big, data, 0o600)
+	g, _ := os.Open(big)
+	defer g.Close()
+	if _, _, err := d.Adopt(context.Background(), g, nil, 100); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("too large: %v", err)
+	}
+}
