@@ -89,8 +89,21 @@ func (in *insurers) take(ctx context.Context, r sim.Return) error {
 	if err != nil {
 		return err
 	}
-	_, err = p.Process(ctx, raw)
-	return err
+	// A return may overtake the commit of the send it answers: retry it a
+	// little later, as the IMAP poller does with a message left in the box.
+	for attempt := 0; ; attempt++ {
+		_, err = p.Process(ctx, raw)
+		if !errors.Is(err, returns.ErrNotYet) || attempt == 200 {
+			return err
+		}
+		t := time.NewTimer(25 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func (in *insurers) close() { in.once.Do(func() { in.sim.Close() }) }

@@ -356,6 +356,13 @@ func (pl *plan) arl(ctx context.Context, part Part, idx int, a arl.ARL) error {
 	if len(waiting) > 1 && strings.TrimSpace(a.FileID) != "" {
 		waiting = pl.byFileID(ctx, waiting, a.FileID)
 	}
+	if len(waiting) == 0 {
+		for _, l := range cands {
+			if l.State == lifecycle.LotSigned { // sent, the send not committed yet: not an orphan
+				return fmt.Errorf("%w: lot %s", ErrNotYet, l.ID)
+			}
+		}
+	}
 	ret := store.Return{ID: id, Kind: KindARL, Blob: pl.partSums[part.Index]}
 	var target *store.Lot
 	switch {

@@ -359,3 +359,22 @@ func TestRelayFailureIsRetriedAsDuplicate(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 }
+
+// TestARLBeforeTheSendIsCommitted: an ARL can overtake the commit of the
+// send it answers (the lot is still signed). It is not an orphan: nothing
+// is written, ErrNotYet asks for a later retry, which applies it.
+func TestARLBeforeTheSendIsCommitted(t *testing.T) {
+	e := newEnv(t)
+	e.addLot(lotSpec{id: "L1", invoices: []string{"000000101"}, upTo: lifecycle.LotSigned})
+	raw := message(t, "arl1", arlFile(t, arl.ARL{FileID: "F00001", LotNumber: 1, Positive: true}))
+	if _, err := e.proc.Process(e.ctx, raw); !errors.Is(err, ErrNotYet) {
+		t.Fatalf("err = %v, want ErrNotYet", err)
+	}
+	if len(e.feed(tenantA)) != 0 || len(e.anomalies("")) != 0 {
+		t.Fatal("something was written for a return that must be retried")
+	}
+	e.walk("L1", lifecycle.LotSigned, lifecycle.LotSent)
+	if out := e.process(raw); len(out.Returns) != 1 || e.lotState("L1") != lifecycle.LotARLPositive {
+		t.Fatalf("retry: %+v, lot %s", out, e.lotState("L1"))
+	}
+}

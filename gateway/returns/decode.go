@@ -27,6 +27,10 @@ var (
 	ErrTooLarge    = errors.New("returns: message too large")
 	ErrConflict    = errors.New("returns: store kept conflicting, retries exhausted")
 	ErrRelay       = errors.New("returns: relay to the tenant failed")
+	// ErrNotYet: an ARL for a lot whose send is still being committed
+	// (state signed): nothing is written; process the message again later
+	// (the poller leaves it in the mailbox and retries).
+	ErrNotYet = errors.New("returns: the lot's send is not committed yet")
 )
 
 // Part is one decoded file of a return message.

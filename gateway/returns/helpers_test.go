@@ -85,8 +85,9 @@ func newEnv(t *testing.T) *env {
 type lotSpec struct {
 	id, tenant, emitter string
 	number              int
-	invoices            []string // invoice numbers
-	fileID              string   // 000 file id of the outbound lot file (blob), "" for none
+	invoices            []string        // invoice numbers
+	fileID              string          // 000 file id of the outbound lot file (blob), "" for none
+	upTo                lifecycle.State // last state walked to ("" = sent)
 }
 
 // addLot creates file, lot and pending invoices, walks the lot created →
@@ -132,7 +133,13 @@ func (e *env) addLot(s lotSpec) store.Lot {
 	if err := e.st.Commit(e.ctx, c); err != nil {
 		e.t.Fatal(err)
 	}
-	e.walk(s.id, lifecycle.LotCreated, lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotSent)
+	walk := []lifecycle.State{lifecycle.LotCreated, lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotSent}
+	for i, st := range walk {
+		if st == s.upTo {
+			walk = walk[:i+1]
+		}
+	}
+	e.walk(s.id, walk...)
 	l, err := e.st.Lot(e.ctx, s.id)
 	if err != nil {
 		e.t.Fatal(err)
