@@ -1,9 +1,12 @@
 package returns
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -238,5 +241,123 @@ func TestPollerRetriesAfterHandlerError(t *testing.T) {
 	}
 	if e.lotState("L1") != lifecycle.LotARLPositive {
 		t.Fatal("not applied")
+	}
+}
+
+// cutProxy relays TCP to target; the first connection is cut once the
+// client has asked for a FETCH and the server has sent 100 more bytes —
+// in the middle of the message — later connections are relayed whole.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	cuts   atomic.Int32
+	wg     sync.WaitGroup
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func(c net.Conn, cut bool) { defer p.wg.Done(); p.relay(c, cut) }(c, first)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *cutProxy) relay(c net.Conn, cut bool) {
+	defer c.Close()
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	var fetching atomic.Bool
+	done := make(chan struct{})
+	go func() { // client -> server, watching for FETCH
+		defer close(done)
+		defer s.Close() // the client left: unblock the server -> client side
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if bytes.Contains(bytes.ToUpper(buf[:n]), []byte("FETCH")) {
+					fetching.Store(true)
+				}
+				if _, werr := s.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64)
+	sent := 0
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			if cut && fetching.Load() {
+				if sent += n; sent > 100 {
+					p.cuts.Add(1)
+					c.Close() // the connection dies mid-fetch
+					s.Close()
+					<-done
+					return
+				}
+			}
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.Close()
+	<-done
+}
+
+// TestPollerConnectionCutMidFetch: the IMAP connection dies while a
+// message is being fetched; the poller reconnects and the return is
+// processed exactly once — not lost, not applied twice.
+func TestPollerConnectionCutMidFetch(t *testing.T) {
+	e := newEnv(t)
+	e.addLot(lotSpec{id: "L1", invoices: []string{"000000101"}})
+	addr := memIMAP(t, rev2)
+	c := imapClient(t, addr)
+	ackMsg := message(t, "arl", arlFile(t, arl.ARL{LotNumber: 1, Positive: true}))
+	appendMsg(t, c, "INBOX", ackMsg)
+	proxy := startCutProxy(t, addr)
+	cur, err := NewFileCursor(filepath.Join(e.dir, "cursor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newCounting(e.proc)
+	p := newPoller(t, proxy.ln.Addr().String(), h, cur, nil)
+	stop := runPoller(t, p)
+	waitFor(t, "message handled after the cut", func() bool { return p.Stats().Processed == 1 })
+	stop()
+	if proxy.cuts.Load() != 1 {
+		t.Fatalf("the connection was cut %d times, want once mid-fetch", proxy.cuts.Load())
+	}
+	if n := h.of(ackMsg); n != 1 {
+		t.Fatalf("the ARL was handled %d times", n)
+	}
+	if e.lotState("L1") != lifecycle.LotARLPositive || count(t, c, "INBOX") != 0 || count(t, c, "OCT/processed") != 1 {
+		t.Fatalf("lot %s, inbox %d", e.lotState("L1"), count(t, c, "INBOX"))
 	}
 }
