@@ -2,8 +2,6 @@ package blobdir
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,22 +38,9 @@ func (d *Dir) Adopt(ctx context.Context, f *os.File, tee io.Writer, maxBytes int
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", 0, ErrNotAdoptable
 	}
-	h := sha256.New()
-	w := io.Writer(h)
-	if tee != nil {
-		w = io.MultiWriter(h, tee)
+	if sum, size, err = hashCopy(ctx, tee, f, maxBytes); err != nil {
+		return "", 0, err
 	}
-	src := io.Reader(ctxReader{ctx, f})
-	if maxBytes > 0 {
-		src = io.LimitReader(src, maxBytes+1)
-	}
-	if size, err = io.Copy(w, src); err != nil {
-		return "", 0, fmt.Errorf("blobdir: adopt: %w", err)
-	}
-	if maxBytes > 0 && size > maxBytes {
-		return "", 0, fmt.Errorf("blobdir: more than %d bytes: %w", maxBytes, store.ErrTooLarge)
-	}
-	sum = hex.EncodeToString(h.Sum(nil))
 	final, _ := d.Path(sum)
 	if _, err := os.Stat(final); err == nil {
 		return sum, size, d.durable(final, nil) // the same bytes are already a blob

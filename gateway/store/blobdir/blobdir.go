@@ -116,19 +116,9 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string,
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	h := sha256.New()
-	src := io.Reader(ctxReader{ctx, r})
-	if maxBytes > 0 {
-		src = io.LimitReader(src, maxBytes+1)
+	if sum, size, err = hashCopy(ctx, tmp, r, maxBytes); err != nil {
+		return "", 0, err
 	}
-	size, err = io.Copy(io.MultiWriter(tmp, h), src)
-	if err != nil {
-		return "", 0, fmt.Errorf("blobdir: put: %w", err)
-	}
-	if maxBytes > 0 && size > maxBytes {
-		return "", 0, fmt.Errorf("blobdir: more than %d bytes: %w", maxBytes, store.ErrTooLarge)
-	}
-	sum = hex.EncodeToString(h.Sum(nil))
 	final, _ := d.Path(sum)
 	if _, err := os.Stat(final); err == nil {
 		// Already there: never rewritten. Another Put may still be waiting
@@ -231,4 +221,26 @@ func (d *Dir) Has(ctx context.Context, sum string) (bool, error) {
 		return false, fmt.Errorf("blobdir: %w", err)
 	}
 	return true, nil
+}
+
+// hashCopy copies at most maxBytes (<= 0: no limit) of r to w while hashing
+// them; more is ErrTooLarge.
+func hashCopy(ctx context.Context, w io.Writer, r io.Reader, maxBytes int64) (sum string, size int64, err error) {
+	h := sha256.New()
+	if w == nil {
+		w = h
+	} else {
+		w = io.MultiWriter(w, h)
+	}
+	src := io.Reader(ctxReader{ctx, r})
+	if maxBytes > 0 {
+		src = io.LimitReader(src, maxBytes+1)
+	}
+	if size, err = io.Copy(w, src); err != nil {
+		return "", 0, fmt.Errorf("blobdir: %w", err)
+	}
+	if maxBytes > 0 && size > maxBytes {
+		return "", 0, fmt.Errorf("blobdir: more than %d bytes: %w", maxBytes, store.ErrTooLarge)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
