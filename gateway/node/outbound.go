@@ -55,13 +55,7 @@ func NewSender(r *routing.Router, d deliver.Sender, c Certs) gateway.Sender {
 }
 
 func (s routedSender) Send(ctx context.Context, d gateway.Delivery) (gateway.Receipt, error) {
-	in := d.Route
-	kind := routing.KindB2
-	if amcReceiverTypes[in.ReceiverType] {
-		kind = routing.KindDRE
-	}
-	dec, err := s.router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}, s.now())
+	dec, err := s.router.Route(routingInput(d.Route), s.now())
 	if err != nil {
 		return gateway.Receipt{}, fmt.Errorf("destination of lot %s: %w", d.Lot.ID, err)
 	}

@@ -68,15 +68,19 @@ type routerAdapter struct {
 // addressed to one carries DRE lots (formats.md §1.4).
 var amcReceiverTypes = map[string]bool{"OC": true, "CS": true, "SM": true}
 
-func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gateway.Route, error) {
+// routingInput is what routing sees of a lot: one translation for routing,
+// sending and explaining, so the three always decide alike.
+func routingInput(in gateway.RouteInput) routing.Input {
 	kind := routing.KindB2
 	if amcReceiverTypes[in.ReceiverType] {
 		kind = routing.KindDRE
 	}
-	d, err := a.r.Route(routing.Input{
-		Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart,
-	}, a.now())
+	return routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
+		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}
+}
+
+func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gateway.Route, error) {
+	d, err := a.r.Route(routingInput(in), a.now())
 	if errors.Is(err, routing.ErrUnroutable) {
 		return gateway.Route{}, fmt.Errorf("%w: %v", gateway.ErrUnroutable, err)
 	}
@@ -167,12 +171,7 @@ func (n *Node) Explain(tenant string, data []byte, at time.Time) ([]Explanation,
 	out := make([]Explanation, len(ins))
 	for i, in := range ins {
 		out[i] = Explanation{Lot: i, Input: in}
-		kind := routing.KindB2
-		if amcReceiverTypes[in.ReceiverType] {
-			kind = routing.KindDRE
-		}
-		d, err := n.Router.Route(routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-			GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}, at)
+		d, err := n.Router.Route(routingInput(in), at)
 		var ue *routing.UnroutableError
 		switch {
 		case errors.As(err, &ue):
