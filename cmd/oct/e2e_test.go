@@ -3,15 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +14,7 @@ import (
 
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/internal/testenv"
 )
 
@@ -183,16 +177,9 @@ func getJSON(ctx context.Context, url, token string, v any) int {
 
 func writeSigningKey(t *testing.T, dir string) (string, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test signer"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	kf, cf, err := signing.WriteDevelopmentKey(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf, cf := filepath.Join(dir, "sign.key"), filepath.Join(dir, "sign.crt")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	return kf, cf
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/node"
+	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/gateway/store"
 )
 
@@ -127,7 +128,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	cfg.Workers.PollEvery = 50 * time.Millisecond
 	cfg.Refs.SeedDemo = true
 	cfg.SFTP.Listen = "127.0.0.1:0"
-	keyFile, certFile, err := demoSigningKey(dir)
+	keyFile, certFile, err := signing.WriteDevelopmentKey(dir, time.Now())
 	if err != nil {
 		return Summary{}, err
 	}

@@ -3,17 +3,9 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -61,7 +53,10 @@ func startDelivery(t *testing.T, serverName string) *deliveryEnv {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	keyFile, certFile := signingKey(t, dir)
+	keyFile, certFile, err := signing.WriteDevelopmentKey(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.HTTP.Listen, cfg.SFTP.Listen = dir, "127.0.0.1:0", ""
 	cfg.Workers.PollEvery = 20 * time.Millisecond
@@ -83,21 +78,6 @@ func startDelivery(t *testing.T, serverName string) *deliveryEnv {
 	t.Cleanup(func() { cancel(); <-done; n.Close() })
 	tn := &testNode{n, "http://" + ln.Addr().String()}
 	return &deliveryEnv{testNode: tn, sim: s, token: tn.tenant(t, "acme")}
-}
-
-func signingKey(t *testing.T, dir string) (string, string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "t"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf, cf := filepath.Join(dir, "k.pem"), filepath.Join(dir, "c.pem")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	return kf, cf
 }
 
 type lotState struct {
