@@ -2,56 +2,30 @@ package scor
 
 import (
 	"bytes"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
-	"io"
 	"testing"
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
-// grayPNG is a w×h gray image with a few dark strokes, like a scan.
-func grayPNG(t testing.TB, w, h int) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			v := uint8(240)
-			if (y/7)%5 == 0 && x%11 < 8 {
-				v = 30
-			}
-			img.SetGray(x, y, color.Gray{Y: v})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// scanPDF builds, with pdfcpu's image import, a PDF whose pages each draw
-// one image of pixels px, centred on a page of pageW×pageH points, at the
-// size that gives it dpi (pdfcpu's own types.Full mode sizes the page at 72
-// dpi, which is not what a scanner does).
+// scanPDF is ScanPDF (gen.go) failing the test on error.
 func scanPDF(t testing.TB, pageW, pageH float64, dpi int, px ...[2]int) []byte {
 	t.Helper()
-	var imgs []io.Reader
-	for _, p := range px {
-		imgs = append(imgs, bytes.NewReader(grayPNG(t, p[0], p[1])))
-	}
-	imp := &pdfcpu.Import{PageDim: &types.Dim{Width: pageW, Height: pageH}, UserDim: true, Pos: types.Center,
-		DPI: dpi, Scale: 1, ScaleAbs: true, InpUnit: types.POINTS}
-	var out bytes.Buffer
-	if err := api.ImportImages(nil, &out, imgs, imp, pdfConfig()); err != nil {
+	b, err := ScanPDF(pageW, pageH, dpi, 0, px...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes()
+	return b
+}
+
+// grayPNG is GrayPNG (gen.go) failing the test on error.
+func grayPNG(t testing.TB, w, h int) []byte {
+	t.Helper()
+	b, err := GrayPNG(w, h, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // withXMP adds a catalog /Metadata stream holding xmp.
@@ -100,14 +74,7 @@ func encrypted(t testing.TB, pdf []byte, userPW string) []byte {
 	return out.Bytes()
 }
 
-func jpegBytes(t testing.TB) []byte {
-	img := image.NewGray(image.Rect(0, 0, 64, 64))
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+func jpegBytes(t testing.TB) []byte { return GenerateJPEG() }
 
 const xmpPDFA2B = `<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
