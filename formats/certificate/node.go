@@ -1,0 +1,149 @@
+package certificate
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/octgw/oct/formats/fixed"
+)
+
+// node is one value of a generic JSON document (decoded with UseNumber)
+// together with its path, so that every finding names the element it is
+// about: "Bundle.entry[2].resource.code.coding[0].code".
+type node struct {
+	v    any // nil when the member is absent or null
+	path string
+}
+
+func (n node) present() bool { return n.v != nil }
+
+// member returns the member k of an object node (absent when n is not an
+// object or has no such member).
+func (n node) member(k string) node {
+	m, _ := n.v.(map[string]any)
+	return node{v: m[k], path: n.path + "." + k}
+}
+
+// index returns the element i of an array node.
+func (n node) index(i int) node {
+	a, _ := n.v.([]any)
+	p := n.path + "[" + strconv.Itoa(i) + "]"
+	if i < 0 || i >= len(a) {
+		return node{path: p}
+	}
+	return node{v: a[i], path: p}
+}
+
+// walker reads nodes and reports type errors into its collector.
+type walker struct{ c *fixed.Collector }
+
+func (w *walker) typeErr(n node, want string) {
+	w.c.Addf(ErrJSONType, 0, n.path, "want %s", want)
+}
+
+// object reports whether n is an object; a present non-object is a type error.
+func (w *walker) object(n node) bool {
+	if !n.present() {
+		return false
+	}
+	if _, ok := n.v.(map[string]any); !ok {
+		w.typeErr(n, "an object")
+		return false
+	}
+	return true
+}
+
+// array returns the length of an array node (0 when absent or mistyped).
+func (w *walker) array(n node) int {
+	if !n.present() {
+		return 0
+	}
+	a, ok := n.v.([]any)
+	if !ok {
+		w.typeErr(n, "an array")
+		return 0
+	}
+	return len(a)
+}
+
+// str returns a string node's value; "" when absent or mistyped (a type
+// error is reported for a present non-string).
+func (w *walker) str(n node) string {
+	if !n.present() {
+		return ""
+	}
+	s, ok := n.v.(string)
+	if !ok {
+		w.typeErr(n, "a string")
+		return ""
+	}
+	return s
+}
+
+// need is str with ErrRequired for an absent or empty member.
+func (w *walker) need(n node) string {
+	if !n.present() {
+		w.c.Addf(ErrRequired, 0, n.path, "missing")
+		return ""
+	}
+	s := w.str(n)
+	if s == "" {
+		if _, ok := n.v.(string); ok {
+			w.c.Addf(ErrRequired, 0, n.path, "empty")
+		}
+	}
+	return s
+}
+
+// modifiers reports a modifierExtension on n: FHIR forbids ignoring one,
+// and oct-cert/1 defines none.
+func (w *walker) modifiers(n node) {
+	if n.member("modifierExtension").present() {
+		w.c.Addf(ErrModifierExt, 0, n.path+".modifierExtension", "no modifier extension is defined by %s", Version)
+	}
+}
+
+// decodeGeneric parses data as exactly one JSON value, numbers kept as
+// text. It returns the byte offset of a syntax error.
+func decodeGeneric(data []byte) (any, int64, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		off := d.InputOffset()
+		if se, ok := err.(*json.SyntaxError); ok {
+			off = se.Offset
+		}
+		return nil, off, errSyntax
+	}
+	if off := d.InputOffset(); len(bytes.TrimSpace(data[off:])) != 0 {
+		return nil, off, errTrailing
+	}
+	return v, -1, nil
+}
+
+type constErr string
+
+func (e constErr) Error() string { return string(e) }
+
+// The syntax messages are ours: encoding/json's quote bytes of the input,
+// which may be personal data.
+const (
+	errSyntax   = constErr("not valid JSON")
+	errTrailing = constErr("data after the JSON value")
+)
+
+// syntaxFinding is the one finding for input that is not a JSON object.
+func syntaxFinding(data []byte, c *fixed.Collector) any {
+	v, off, err := decodeGeneric(data)
+	if err != nil {
+		c.Addf(ErrJSONSyntax, 0, "", "at byte %d: %v", off, err)
+		return nil
+	}
+	if _, ok := v.(map[string]any); !ok {
+		c.Addf(ErrJSONSyntax, 0, "", "want a JSON object")
+		return nil
+	}
+	return v
+}
