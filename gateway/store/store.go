@@ -78,8 +78,32 @@ type Lot struct {
 	Blob        string          `json:"blob,omitempty"`     // sha256 of the outbound lot file
 	Replaces    string          `json:"replaces,omitempty"` // lot id this one rebuilds
 	Signed      string          `json:"signed,omitempty"`   // sha256 of the CMS SignedData of the outbound file
-	UpdatedAt   time.Time       `json:"updated_at"`
+	// Flow says what the lot carries: "" or FlowB2 for B2 lots, or one of
+	// the other flows (FlowCertificate, FlowPEC, FlowSCOR), which use the
+	// same lifecycle, one record per message sent.
+	Flow string `json:"flow,omitempty"`
+	// Ref is the business reference of a non-B2 lot: the certificate id,
+	// the PEC request id (pec_id), or for SCOR the id of the B2 lot the
+	// attachment goes with. Returns of those flows correlate on it.
+	Ref string `json:"ref,omitempty"`
+	// Status is the last business status the endpoint reported, beside the
+	// technical lifecycle state (certificate: received, under_review,
+	// accepted, refused, arbiter_returned; PEC: agreement, partial, refusal,
+	// pending, cancelled).
+	Status string `json:"status,omitempty"`
+	// PEC is the PEC number an AMC granted (PEC flow); B2 invoices that
+	// carry it in their 2P complement link to this lot (FindInvoices).
+	PEC       string    `json:"pec,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// Flows of a Lot.
+const (
+	FlowB2          = "b2"
+	FlowCertificate = "certificate"
+	FlowPEC         = "pec"
+	FlowSCOR        = "scor"
+)
 
 // Invoice is one invoice of a lot. The NIR is stored only as a keyed hash.
 type Invoice struct {
@@ -236,8 +260,33 @@ type LotQuery struct {
 	Date        string
 	Destination string
 	State       lifecycle.State
+	Flow        string // "b2" also matches lots with an empty Flow
+	Ref         string
+	PEC         string
 	After       string // cursor: lots with ID > After
 	Limit       int
+}
+
+// InvoiceQuery finds invoices by business key across lots; empty fields do
+// not filter, but Number or PEC is required (ErrInvalid).
+type InvoiceQuery struct {
+	Tenant string
+	Number string
+	PEC    string
+	After  string // cursor: invoices with ID > After
+	Limit  int
+}
+
+// DailyCount is how many records of a kind entered a state on one day
+// (UTC), for one tenant: creations count as entering the initial state.
+// Stores maintain these counters as they write, so reading them costs the
+// same at any volume.
+type DailyCount struct {
+	Day    string          `json:"day"` // YYYY-MM-DD
+	Tenant string          `json:"tenant"`
+	Kind   lifecycle.Kind  `json:"kind"`
+	State  lifecycle.State `json:"state"`
+	N      int64           `json:"n"`
 }
 
 // AnomalyQuery selects anomalies; empty fields do not filter.
@@ -269,6 +318,8 @@ type Store interface {
 	Lot(ctx context.Context, id string) (Lot, error)
 	Lots(ctx context.Context, q LotQuery) ([]Lot, error)
 	Invoices(ctx context.Context, lot string) ([]Invoice, error)
+	// FindInvoices lists invoices by number and/or PEC number, by ID.
+	FindInvoices(ctx context.Context, q InvoiceQuery) ([]Invoice, error)
 	Attempts(ctx context.Context, lot string) ([]Attempt, error)
 	Expectations(ctx context.Context, lot string) ([]Expectation, error)
 	// DueExpectations lists unsatisfied, unfired expectations due at or before t.
@@ -278,6 +329,10 @@ type Store interface {
 	Returns(ctx context.Context, tenant string, after int64, limit int) ([]Return, error)
 	Anomaly(ctx context.Context, id string) (Anomaly, error)
 	Anomalies(ctx context.Context, q AnomalyQuery) ([]Anomaly, error)
+
+	// Daily lists the day counters from since (its UTC day) on, for one
+	// tenant or every tenant (""), ordered by day, tenant, kind, state.
+	Daily(ctx context.Context, since time.Time, tenant string) ([]DailyCount, error)
 
 	// Events lists the events of one subject in order.
 	Events(ctx context.Context, subject string) ([]Event, error)

@@ -155,14 +155,15 @@ func lotFields(l store.Lot) []string {
 		"emitter", l.Emitter, "number", strconv.Itoa(l.Number), "date", l.Date, "dest", l.Destination,
 		"ref", l.RefVersion, "test", b01(l.Test), "invoices", strconv.Itoa(l.Invoices),
 		"amount", strconv.FormatInt(l.Amount, 10), "blob", l.Blob, "replaces", l.Replaces, "signed", l.Signed,
-		"updated", pad(l.UpdatedAt)}
+		"flow", l.Flow, "bref", l.Ref, "status", l.Status, "pec", l.PEC, "updated", pad(l.UpdatedAt)}
 }
 
 func lotFrom(m map[string]string) store.Lot {
 	return store.Lot{ID: m["id"], File: m["file"], Tenant: m["tenant"], Index: atoi(m["idx"]), Emitter: m["emitter"],
 		Number: atoi(m["number"]), Date: m["date"], Destination: m["dest"], RefVersion: m["ref"], Test: m["test"] == "1",
 		State: lifecycle.State(m["_s"]), Invoices: atoi(m["invoices"]), Amount: atoi64(m["amount"]), Blob: m["blob"],
-		Replaces: m["replaces"], Signed: m["signed"], UpdatedAt: unpad(m["updated"])}
+		Replaces: m["replaces"], Signed: m["signed"], Flow: m["flow"], Ref: m["bref"], Status: m["status"], PEC: m["pec"],
+		UpdatedAt: unpad(m["updated"])}
 }
 
 func invoiceFields(i store.Invoice) []string {

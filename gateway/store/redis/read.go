@@ -2,12 +2,16 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 )
 
@@ -226,6 +230,10 @@ func (s *Store) Lot(ctx context.Context, id string) (store.Lot, error) {
 func (s *Store) Lots(ctx context.Context, q store.LotQuery) ([]store.Lot, error) {
 	index := "i:lot"
 	switch {
+	case q.Ref != "":
+		index = "i:lot:r:" + q.Ref
+	case q.PEC != "":
+		index = "i:lot:p:" + q.PEC
 	case q.File != "":
 		index = "i:lot:f:" + q.File
 	case q.Emitter != "":
@@ -241,7 +249,8 @@ func (s *Store) Lots(ctx context.Context, q store.LotQuery) ([]store.Lot, error)
 		return (q.Tenant == "" || l.Tenant == q.Tenant) && (q.File == "" || l.File == q.File) &&
 			(q.Emitter == "" || l.Emitter == q.Emitter) && (q.Number == 0 || l.Number == q.Number) &&
 			(q.Date == "" || l.Date == q.Date) && (q.Destination == "" || l.Destination == q.Destination) &&
-			(q.State == "" || l.State == q.State)
+			(q.State == "" || l.State == q.State) && (q.Ref == "" || l.Ref == q.Ref) && (q.PEC == "" || l.PEC == q.PEC) &&
+			(q.Flow == "" || l.Flow == q.Flow || (q.Flow == store.FlowB2 && l.Flow == ""))
 	}
 	return scan(s, ctx, index, "r:lot:", q.After, q.Limit, lotFrom, match)
 }
@@ -251,6 +260,77 @@ func (s *Store) Lots(ctx context.Context, q store.LotQuery) ([]store.Lot, error)
 // Invoices implements store.Store, by ID.
 func (s *Store) Invoices(ctx context.Context, lot string) ([]store.Invoice, error) {
 	return all(s, ctx, "i:inv:l:"+lot, "r:inv:", invoiceFrom)
+}
+
+// FindInvoices implements store.Store, by ID.
+func (s *Store) FindInvoices(ctx context.Context, q store.InvoiceQuery) ([]store.Invoice, error) {
+	index := "i:inv:n:" + q.Number
+	switch {
+	case q.Number == "" && q.PEC == "":
+		return nil, fmt.Errorf("redis: find invoices: a number or a PEC number is required: %w", store.ErrInvalid)
+	case q.Number == "":
+		index = "i:inv:p:" + q.PEC
+	}
+	match := func(i store.Invoice) bool {
+		return (q.Tenant == "" || i.Tenant == q.Tenant) && (q.Number == "" || i.Number == q.Number) &&
+			(q.PEC == "" || i.PEC == q.PEC)
+	}
+	return scan(s, ctx, index, "r:inv:", q.After, q.Limit, invoiceFrom, match)
+}
+
+// Daily implements store.Store: one hash per day, read from since to today
+// (at most maxDays days).
+func (s *Store) Daily(ctx context.Context, since time.Time, tenant string) ([]store.DailyCount, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	const maxDays = 400
+	today := s.now().UTC().Truncate(24 * time.Hour)
+	day := since.UTC().Truncate(24 * time.Hour)
+	if today.Sub(day) > maxDays*24*time.Hour {
+		day = today.Add(-maxDays * 24 * time.Hour)
+	}
+	pipe := s.c.Pipeline()
+	var days []string
+	var cmds []*goredis.MapStringStringCmd
+	for ; !day.After(today); day = day.Add(24 * time.Hour) {
+		d := day.Format(time.DateOnly)
+		days = append(days, d)
+		cmds = append(cmds, pipe.HGetAll(ctx, s.k("c:day:"+d)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.rerr("read", err)
+	}
+	var out []store.DailyCount
+	for i, cmd := range cmds {
+		for field, v := range cmd.Val() {
+			k := strings.LastIndexByte(field, '|')
+			if k < 0 {
+				continue
+			}
+			j := strings.LastIndexByte(field[:k], '|')
+			if j < 0 || (tenant != "" && field[:j] != tenant) {
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			out = append(out, store.DailyCount{Day: days[i], Tenant: field[:j], Kind: lifecycle.Kind(field[j+1 : k]),
+				State: lifecycle.State(field[k+1:]), N: n})
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		x, y := out[a], out[b]
+		if x.Day != y.Day {
+			return x.Day < y.Day
+		}
+		if x.Tenant != y.Tenant {
+			return x.Tenant < y.Tenant
+		}
+		if x.Kind != y.Kind {
+			return x.Kind < y.Kind
+		}
+		return x.State < y.State
+	})
+	return out, nil
 }
 
 // Attempts implements store.Store, by start time then ID.

@@ -41,7 +41,9 @@ end
 // operations in ARGV, in this order of validation and of writing.
 //
 //	ARGV[1] prefix, ARGV[2] now (padded ns), ARGV[3..4] the chain head the
-//	caller computed its events from (seq, hash), then operations:
+//	caller computed its events from (seq, hash), ARGV[5] the UTC day of now
+//	(day counters "c:day:<day>", field "<tenant>|<kind>|<state>", count
+//	creations and transitions), then operations:
 //	C tenant sha idem id                      CreateFile: idempotency, id must be new
 //	P key id expect initok state sx mustnew seqix  nU u.. nI i.. nF f..   record upsert
 //	X key id legal from to setu               transition (compare-and-set)
@@ -58,7 +60,13 @@ end
 var applyScript = goredis.NewScript(luaCommon + `
 local now = ARGV[2]
 local expSeq, expHash = ARGV[3], ARGV[4]
-local i = 5
+local DAY = ARGV[5]
+local i = 6
+local KINDS = {["r:file:"] = "file", ["r:lot:"] = "lot", ["r:inv:"] = "invoice", ["r:an:"] = "anomaly"}
+local function countDay(key, tenant, state)
+  local kind = KINDS[string.match(string.sub(key, #P + 1), "^(r:%a+:)") or ""]
+  if kind then redis.call("HINCRBY", P .. "c:day:" .. DAY, (tenant or "") .. "|" .. kind .. "|" .. state, 1) end
+end
 local function nx() local v = ARGV[i]; i = i + 1; return v end
 local function plist()
   local n = tonumber(nx())
@@ -207,6 +215,9 @@ for _, o in ipairs(ops) do
     f[#f + 1] = "_ix"; f[#f + 1] = nsenc(ix)
     f[#f + 1] = "_ux"; f[#f + 1] = nsenc(o.ux)
     if not e and o.initok ~= "-" then
+      local tenant = ""
+      for k = 1, #f, 2 do if f[k] == "tenant" then tenant = f[k + 1] end end
+      countDay(o.key, tenant, o.state)
       f[#f + 1] = "_s"; f[#f + 1] = o.state
       if o.sx ~= "" then
         f[#f + 1] = "_sx"; f[#f + 1] = o.sx
@@ -216,6 +227,7 @@ for _, o in ipairs(ops) do
     redis.call("HSET", o.key, unpack(f))
   elseif o.t == "X" then
     redis.call("HSET", o.key, "_s", o.to)
+    countDay(o.key, redis.call("HGET", o.key, "tenant"), o.to)
     local sx = redis.call("HGET", o.key, "_sx")
     if sx and sx ~= "" then
       redis.call("ZREM", P .. sx .. o.from, o.id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -230,7 +231,7 @@ func (s *Store) build(c *store.Change, file *store.File, created *store.File, h 
 	now := s.now().UTC()
 	nowPad := pad(now)
 	p := &plan{head: h}
-	p.args = []any{s.p, nowPad, strconv.FormatInt(h.seq, 10), h.hash}
+	p.args = []any{s.p, nowPad, strconv.FormatInt(h.seq, 10), h.hash, now.Format(time.DateOnly)}
 	seen := map[string]bool{}
 	// existed reports whether the record exists before this put: as read,
 	// or because an earlier put of this change created it.
@@ -309,11 +310,16 @@ func (s *Store) build(c *store.Change, file *store.File, created *store.File, h 
 			"i:lot:f:"+l.File, l.File, l.ID,
 			"i:lot:t:"+l.Tenant, l.Tenant, l.ID,
 			"i:lot:e:"+l.Emitter, l.Emitter, l.ID,
-			"i:lot:d:"+l.Destination, l.Destination, l.ID)...)
+			"i:lot:d:"+l.Destination, l.Destination, l.ID,
+			"i:lot:r:"+l.Ref, l.Ref, l.ID,
+			"i:lot:p:"+l.PEC, l.PEC, l.ID)...)
 		stateful(lifecycle.Lot, l.ID, l.State, false, nil, ix, lotFields(l), c.Actor)
 	}
 	for _, i := range c.Invoices {
-		stateful(lifecycle.Invoice, i.ID, i.State, false, nil, []string{"i:inv:l:" + i.Lot, i.ID}, invoiceFields(i), c.Actor)
+		ix := append([]string{"i:inv:l:" + i.Lot, i.ID}, nonEmpty(
+			"i:inv:n:"+i.Number, i.Number, i.ID,
+			"i:inv:p:"+i.PEC, i.PEC, i.ID)...)
+		stateful(lifecycle.Invoice, i.ID, i.State, false, nil, ix, invoiceFields(i), c.Actor)
 	}
 	for _, a := range c.Attempts {
 		plain("attempt", "r:att:"+a.ID, a.ID, "", nil, []string{"i:att:l:" + a.Lot, pad(a.Started) + "|" + a.ID},

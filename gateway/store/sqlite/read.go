@@ -142,14 +142,15 @@ func (s *Store) Files(ctx context.Context, tenant, after string, n int) ([]store
 // --- lots ---
 
 const lotCols = `id, file, tenant, idx, emitter, number, date, destination, ref_version, test, state, invoices,
-	amount, blob, replaces, updated_at, signed`
+	amount, blob, replaces, updated_at, signed, flow, ref, status, pec`
 
 func scanLot(r scanner) (store.Lot, error) {
 	var l store.Lot
 	var state string
 	var updated int64
 	if err := r.Scan(&l.ID, &l.File, &l.Tenant, &l.Index, &l.Emitter, &l.Number, &l.Date, &l.Destination,
-		&l.RefVersion, &l.Test, &state, &l.Invoices, &l.Amount, &l.Blob, &l.Replaces, &updated, &l.Signed); err != nil {
+		&l.RefVersion, &l.Test, &state, &l.Invoices, &l.Amount, &l.Blob, &l.Replaces, &updated, &l.Signed,
+		&l.Flow, &l.Ref, &l.Status, &l.PEC); err != nil {
 		return l, err
 	}
 	l.State = lifecycle.State(state)
@@ -193,6 +194,15 @@ func (s *Store) Lots(ctx context.Context, q store.LotQuery) ([]store.Lot, error)
 	w.eq("date", q.Date, q.Date == "")
 	w.eq("destination", q.Destination, q.Destination == "")
 	w.eq("state", string(q.State), q.State == "")
+	w.eq("ref", q.Ref, q.Ref == "")
+	w.eq("pec", q.PEC, q.PEC == "")
+	switch q.Flow {
+	case "":
+	case store.FlowB2:
+		w.conds = append(w.conds, "flow IN ('', 'b2')")
+	default:
+		w.eq("flow", q.Flow, false)
+	}
 	if q.After != "" {
 		w.conds = append(w.conds, "id > ?")
 		w.args = append(w.args, q.After)
@@ -224,6 +234,39 @@ func scanInvoice(r scanner) (store.Invoice, error) {
 // Invoices implements store.Store, by ID.
 func (s *Store) Invoices(ctx context.Context, lot string) ([]store.Invoice, error) {
 	return list(s, ctx, scanInvoice, `SELECT `+invoiceCols+` FROM invoices WHERE lot = ? ORDER BY id`, lot)
+}
+
+// FindInvoices implements store.Store, by ID.
+func (s *Store) FindInvoices(ctx context.Context, q store.InvoiceQuery) ([]store.Invoice, error) {
+	if q.Number == "" && q.PEC == "" {
+		return nil, fmt.Errorf("sqlite: find invoices: a number or a PEC number is required: %w", store.ErrInvalid)
+	}
+	var w where
+	w.eq("number", q.Number, q.Number == "")
+	w.eq("pec", q.PEC, q.PEC == "")
+	w.eq("tenant", q.Tenant, q.Tenant == "")
+	if q.After != "" {
+		w.conds = append(w.conds, "id > ?")
+		w.args = append(w.args, q.After)
+	}
+	return list(s, ctx, scanInvoice, `SELECT `+invoiceCols+` FROM invoices`+w.sql()+` ORDER BY id LIMIT ?`,
+		append(w.args, limit(q.Limit))...)
+}
+
+// Daily implements store.Store.
+func (s *Store) Daily(ctx context.Context, since time.Time, tenant string) ([]store.DailyCount, error) {
+	var w where
+	w.conds = append(w.conds, "day >= ?")
+	w.args = append(w.args, since.UTC().Format(time.DateOnly))
+	w.eq("tenant", tenant, tenant == "")
+	return list(s, ctx, func(r scanner) (store.DailyCount, error) {
+		var d store.DailyCount
+		var kind, state string
+		err := r.Scan(&d.Day, &d.Tenant, &kind, &state, &d.N)
+		d.Kind, d.State = lifecycle.Kind(kind), lifecycle.State(state)
+		return d, err
+	}, `SELECT day, tenant, kind, state, n FROM daily`+w.sql()+` ORDER BY day, tenant, kind, state LIMIT ?`,
+		append(w.args, 100000)...)
 }
 
 // --- attempts, expectations ---

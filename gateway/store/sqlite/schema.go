@@ -191,6 +191,27 @@ CREATE INDEX jobs_due_any ON jobs(run_at) WHERE done = 0;
 	`
 ALTER TABLE lots ADD COLUMN signed TEXT NOT NULL DEFAULT '';
 `,
+	// 4: other flows (certificate, PEC, SCOR) on the lots table, business
+	// searches on invoices, and day counters for the dashboard.
+	`
+ALTER TABLE lots ADD COLUMN flow TEXT NOT NULL DEFAULT '';
+ALTER TABLE lots ADD COLUMN ref TEXT NOT NULL DEFAULT '';
+ALTER TABLE lots ADD COLUMN status TEXT NOT NULL DEFAULT '';
+ALTER TABLE lots ADD COLUMN pec TEXT NOT NULL DEFAULT '';
+CREATE INDEX lots_ref ON lots(ref, id) WHERE ref <> '';
+CREATE INDEX lots_pec ON lots(pec, id) WHERE pec <> '';
+CREATE INDEX lots_flow ON lots(flow, id) WHERE flow <> '';
+CREATE INDEX invoices_number_any ON invoices(number, id);
+CREATE INDEX invoices_pec ON invoices(pec, id) WHERE pec <> '';
+CREATE TABLE daily (
+	day    TEXT NOT NULL,
+	tenant TEXT NOT NULL,
+	kind   TEXT NOT NULL,
+	state  TEXT NOT NULL,
+	n      INTEGER NOT NULL,
+	PRIMARY KEY (day, tenant, kind, state)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema of the database behind c to the latest version.

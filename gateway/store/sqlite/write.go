@@ -172,6 +172,9 @@ func (w *wtx) currentState(table, id string) (lifecycle.State, bool, error) {
 
 // created checks the state of a new record and writes its creation event.
 func (w *wtx) created(kind lifecycle.Kind, id string, st lifecycle.State, actor string) error {
+	if err := w.countDay(kind, id, st); err != nil {
+		return err
+	}
 	return w.appendEvent(store.Event{
 		Subject: string(kind) + ":" + id,
 		Type:    "transition",
@@ -260,9 +263,11 @@ func (w *wtx) putLot(l store.Lot, actor string) error {
 	}
 	if found {
 		_, err := w.exec(`UPDATE lots SET file=?, tenant=?, idx=?, emitter=?, number=?, date=?, destination=?,
-			ref_version=?, test=?, invoices=?, amount=?, blob=?, replaces=?, updated_at=?, signed=? WHERE id=?`,
+			ref_version=?, test=?, invoices=?, amount=?, blob=?, replaces=?, updated_at=?, signed=?,
+			flow=?, ref=?, status=?, pec=? WHERE id=?`,
 			l.File, l.Tenant, l.Index, l.Emitter, l.Number, l.Date, l.Destination,
-			l.RefVersion, b2i(l.Test), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed, l.ID)
+			l.RefVersion, b2i(l.Test), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed,
+			l.Flow, l.Ref, l.Status, l.PEC, l.ID)
 		if err != nil {
 			return dup("lot", l.ID, err)
 		}
@@ -272,9 +277,11 @@ func (w *wtx) putLot(l store.Lot, actor string) error {
 		return fmt.Errorf("sqlite: new lot %s: %w", l.ID, err)
 	}
 	_, err = w.exec(`INSERT INTO lots(id, file, tenant, idx, emitter, number, date, destination, ref_version,
-		test, state, invoices, amount, blob, replaces, updated_at, signed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		test, state, invoices, amount, blob, replaces, updated_at, signed, flow, ref, status, pec)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		l.ID, l.File, l.Tenant, l.Index, l.Emitter, l.Number, l.Date, l.Destination, l.RefVersion,
-		b2i(l.Test), string(l.State), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed)
+		b2i(l.Test), string(l.State), l.Invoices, l.Amount, l.Blob, l.Replaces, tn(l.UpdatedAt), l.Signed,
+		l.Flow, l.Ref, l.Status, l.PEC)
 	if err != nil {
 		return dup("lot", l.ID, err)
 	}
@@ -409,6 +416,9 @@ func (w *wtx) transition(t store.Transition, actor string) error {
 		}
 		return fmt.Errorf("sqlite: %s %s is %q, not %q: %w", t.Kind, t.ID, cur, t.From, store.ErrConflict)
 	}
+	if err := w.countDay(t.Kind, t.ID, t.To); err != nil {
+		return err
+	}
 	if t.Actor == "" {
 		t.Actor = actor
 	}
@@ -420,6 +430,23 @@ func (w *wtx) transition(t store.Transition, actor string) error {
 		Actor:   t.Actor,
 		Reason:  t.Reason,
 	})
+}
+
+// countDay adds one to the day counter of (tenant of the record, kind,
+// state entered), in the same transaction as the state change.
+func (w *wtx) countDay(kind lifecycle.Kind, id string, st lifecycle.State) error {
+	table := stateTables[kind]
+	if table == "" {
+		return nil
+	}
+	_, err := w.exec(`INSERT INTO daily(day, tenant, kind, state, n)
+		SELECT ?, tenant, ?, ?, 1 FROM `+table+` WHERE id = ?
+		ON CONFLICT(day, tenant, kind, state) DO UPDATE SET n = n + 1`,
+		w.now.UTC().Format(time.DateOnly), string(kind), string(st), id)
+	if err != nil {
+		return fmt.Errorf("sqlite: day counter of %s %s: %w", kind, id, err)
+	}
+	return nil
 }
 
 // --- jobs ---

@@ -1,0 +1,161 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/octgw/oct/gateway/lifecycle"
+	"github.com/octgw/oct/gateway/store"
+)
+
+// testFlowQueries: the fields of non-B2 flows are kept, updated by a Put,
+// and searchable by flow, reference and PEC number.
+func testFlowQueries(f *fx) {
+	t := f.t
+	mk := func(id, tenant, flow, ref, pec string) store.Lot {
+		l := newLot(id, "F1", tenant)
+		l.Flow, l.Ref, l.PEC = flow, ref, pec
+		return l
+	}
+	lots := []store.Lot{
+		mk("L1", "acme", "", "", ""),
+		mk("L2", "acme", store.FlowB2, "", ""),
+		mk("L3", "acme", store.FlowCertificate, "CERT-1", ""),
+		mk("L4", "acme", store.FlowPEC, "Q1", "PEC0000000000001"),
+		mk("L5", "globex", store.FlowPEC, "Q1", ""),
+		mk("L6", "acme", store.FlowSCOR, "L1", ""),
+	}
+	f.commit(&store.Change{Lots: lots})
+	cases := []struct {
+		q    store.LotQuery
+		want string
+	}{
+		{store.LotQuery{Flow: store.FlowB2}, "[L1 L2]"},
+		{store.LotQuery{Flow: store.FlowPEC}, "[L4 L5]"},
+		{store.LotQuery{Ref: "Q1"}, "[L4 L5]"},
+		{store.LotQuery{Ref: "Q1", Tenant: "globex"}, "[L5]"},
+		{store.LotQuery{Ref: "L1", Flow: store.FlowSCOR}, "[L6]"},
+		{store.LotQuery{PEC: "PEC0000000000001"}, "[L4]"},
+		{store.LotQuery{Flow: store.FlowCertificate, Ref: "CERT-2"}, "[]"},
+	}
+	for _, c := range cases {
+		got, err := f.s.Lots(f.ctx, c.q)
+		if err != nil {
+			t.Fatalf("Lots(%+v): %v", c.q, err)
+		}
+		if lotIDs(got) != c.want {
+			t.Errorf("Lots(%+v) = %s, want %s", c.q, lotIDs(got), c.want)
+		}
+	}
+	// A later Put sets the business status and the granted PEC number.
+	l4 := lots[3]
+	l4.Status, l4.PEC = "agreement", "PEC0000000000002"
+	f.commit(&store.Change{Lots: []store.Lot{l4}})
+	got, err := f.s.Lot(f.ctx, "L4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != "agreement" || got.PEC != "PEC0000000000002" || got.Flow != store.FlowPEC || got.Ref != "Q1" {
+		t.Errorf("L4 after update = %+v", got)
+	}
+	if old, _ := f.s.Lots(f.ctx, store.LotQuery{PEC: "PEC0000000000001"}); len(old) != 0 {
+		t.Errorf("old PEC number still finds %s", lotIDs(old))
+	}
+}
+
+// testFindInvoices: invoices by number and by PEC number, across lots.
+func testFindInvoices(f *fx) {
+	t := f.t
+	inv := func(id, lot, tenant, number, pec string) store.Invoice {
+		return store.Invoice{ID: id, Lot: lot, Tenant: tenant, Number: number, PEC: pec, NIRHash: "h", Billed: 100,
+			State: lifecycle.InvoicePending}
+	}
+	f.commit(&store.Change{
+		Lots: []store.Lot{newLot("L1", "F1", "acme"), newLot("L2", "F2", "globex")},
+		Invoices: []store.Invoice{
+			inv("I1", "L1", "acme", "000000001", ""),
+			inv("I2", "L1", "acme", "000000002", "PEC0000000000001"),
+			inv("I3", "L2", "globex", "000000001", "PEC0000000000001"),
+			inv("I4", "L2", "globex", "000000003", ""),
+		},
+	})
+	ids := func(is []store.Invoice) string {
+		out := make([]string, len(is))
+		for i, v := range is {
+			out[i] = v.ID
+		}
+		return fmt.Sprint(out)
+	}
+	cases := []struct {
+		q    store.InvoiceQuery
+		want string
+	}{
+		{store.InvoiceQuery{Number: "000000001"}, "[I1 I3]"},
+		{store.InvoiceQuery{Number: "000000001", Tenant: "globex"}, "[I3]"},
+		{store.InvoiceQuery{PEC: "PEC0000000000001"}, "[I2 I3]"},
+		{store.InvoiceQuery{PEC: "PEC0000000000001", Number: "000000002"}, "[I2]"},
+		{store.InvoiceQuery{Number: "000000001", After: "I1"}, "[I3]"},
+		{store.InvoiceQuery{Number: "000000001", Limit: 1}, "[I1]"},
+		{store.InvoiceQuery{Number: "999"}, "[]"},
+	}
+	for _, c := range cases {
+		got, err := f.s.FindInvoices(f.ctx, c.q)
+		if err != nil {
+			t.Fatalf("FindInvoices(%+v): %v", c.q, err)
+		}
+		if ids(got) != c.want {
+			t.Errorf("FindInvoices(%+v) = %s, want %s", c.q, ids(got), c.want)
+		}
+	}
+	if _, err := f.s.FindInvoices(f.ctx, store.InvoiceQuery{Tenant: "acme"}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("FindInvoices without a key = %v, want ErrInvalid", err)
+	}
+}
+
+// testDaily: creations and transitions are counted per day, tenant, kind
+// and state entered, in the same commit as the change.
+func testDaily(f *fx) {
+	t := f.t
+	day1 := f.clock.Now().UTC().Format(time.DateOnly)
+	f.commit(&store.Change{
+		Lots: []store.Lot{newLot("L1", "F1", "acme"), newLot("L2", "F1", "acme"), newLot("L3", "F2", "globex")},
+		Anomalies: []store.Anomaly{{ID: "A1", Kind: "k", Subject: "lot:L1", Tenant: "acme", State: lifecycle.AnomalyOpen,
+			Reason: "r", SLA: f.clock.Now(), Created: f.clock.Now()}},
+	})
+	f.clock.Advance(24 * time.Hour)
+	day2 := f.clock.Now().UTC().Format(time.DateOnly)
+	f.commit(&store.Change{Transitions: []store.Transition{
+		{Kind: lifecycle.Lot, ID: "L1", From: lifecycle.LotCreated, To: lifecycle.LotRouted},
+		{Kind: lifecycle.Lot, ID: "L3", From: lifecycle.LotCreated, To: lifecycle.LotRouted},
+	}})
+	// A refused transition counts nothing.
+	err := f.s.Commit(f.ctx, &store.Change{Transitions: []store.Transition{
+		{Kind: lifecycle.Lot, ID: "L2", From: lifecycle.LotRouted, To: lifecycle.LotSigned},
+	}})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("conflicting transition: %v", err)
+	}
+	str := func(ds []store.DailyCount) string {
+		out := ""
+		for _, d := range ds {
+			out += fmt.Sprintf("%s/%s/%s/%s=%d ", d.Day, d.Tenant, d.Kind, d.State, d.N)
+		}
+		return out
+	}
+	all, err := f.s.Daily(f.ctx, f.clock.Now().Add(-72*time.Hour), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%[1]s/acme/anomaly/open=1 %[1]s/acme/lot/created=2 %[1]s/globex/lot/created=1 %[2]s/acme/lot/routed=1 %[2]s/globex/lot/routed=1 ", day1, day2)
+	if str(all) != want {
+		t.Errorf("Daily all =\n %s\nwant\n %s", str(all), want)
+	}
+	acme, err := f.s.Daily(f.ctx, f.clock.Now(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s/acme/lot/routed=1 ", day2); str(acme) != want {
+		t.Errorf("Daily acme since day 2 = %s, want %s", str(acme), want)
+	}
+}
