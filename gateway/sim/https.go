@@ -31,6 +31,7 @@ func (s *Sim) StartHTTPS(addr string) (string, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /amc/{endpoint}", s.handlePost)
+	mux.HandleFunc("POST /amc/{endpoint}/pec", s.handlePEC)
 	srv := &http.Server{Handler: mux, TLSConfig: tcfg, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: log.New(io.Discard, "", 0), BaseContext: func(net.Listener) context.Context { return s.ctx }}
 	if !s.startServer(func() error {

@@ -39,6 +39,7 @@ import (
 	"github.com/octgw/oct/formats/arl"
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/formats/envelope"
+	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway/signing"
 )
 
@@ -90,6 +91,34 @@ type Config struct {
 	HTTPSClientCAs *x509.CertPool
 	// MaxFileSize bounds one decoded file [64 MiB].
 	MaxFileSize int64
+
+	// PEC answers (POST /amc/<endpoint>/pec, pec.go). PECAgreementRate
+	// and PECPartialRate are the shares of requests given an agreement and
+	// a partial agreement, the rest is refused; both 0 means 0.8 and 0.1.
+	// Set PECAgreementRate negative for "no agreement at all".
+	PECAgreementRate float64
+	PECPartialRate   float64
+	// PECPendingRate is the share of requests first answered pending and
+	// decided PECDecisionDelay later (then a status query gets the
+	// decision) [0; delay 1m].
+	PECPendingRate   float64
+	PECDecisionDelay time.Duration
+
+	// SSA (medical certificates over FHIR, ssa.go): after SSAReviewDelay a
+	// received certificate goes under_review, SSADecisionDelay later it is
+	// accepted, or refused at SSARefuseRate, or returned by the arbiter at
+	// SSAArbiterRate (decided per Seed and certificate) [1m, 5m, 0.1,
+	// 0.05]. Set a rate negative for 0.
+	SSAReviewDelay   time.Duration
+	SSADecisionDelay time.Duration
+	SSARefuseRate    float64
+	SSAArbiterRate   float64
+	// SSAPageSize bounds the Tasks of one page of GET /Task [100, max 1000].
+	SSAPageSize int
+
+	// SCORMinDPI is the resolution the simulated caisse requires of SCOR
+	// attachments [scor.DefaultMinDPI, 200].
+	SCORMinDPI int
 }
 
 // Sim is the simulator. Start its servers with StartSMTP, StartSFTP and
@@ -116,6 +145,8 @@ type Sim struct {
 	timerWG   sync.WaitGroup // scheduled returns not yet run or stopped
 	subscribe chan struct{}  // closed and replaced on every change
 	stats     Stats
+	pecs      map[string]*pecCase
+	ssa       ssaState
 }
 
 // Stats counts protocol events, for tests and the demo.
@@ -128,6 +159,9 @@ type Stats struct {
 	ReturnErrors int // returns the sink refused
 	LostLots     int // lots left unanswered (LostARLRate)
 	Duplicates   int // second deliveries of a return (DuplicateReturnRate), counted in Returns too
+	PEC          int // valid PEC messages answered (request, status, cancel)
+	Certificates int // certificates accepted by the SSA endpoint (201)
+	SCOR         int // SCOR attachments received
 }
 
 // Stats returns the counters.
@@ -181,9 +215,35 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.MaxFileSize <= 0 {
 		cfg.MaxFileSize = 64 << 20
 	}
+	if cfg.PECAgreementRate == 0 && cfg.PECPartialRate == 0 {
+		cfg.PECAgreementRate, cfg.PECPartialRate = 0.8, 0.1
+	}
+	if cfg.PECDecisionDelay <= 0 {
+		cfg.PECDecisionDelay = time.Minute
+	}
+	if cfg.SSAReviewDelay <= 0 {
+		cfg.SSAReviewDelay = time.Minute
+	}
+	if cfg.SSADecisionDelay <= 0 {
+		cfg.SSADecisionDelay = 5 * time.Minute
+	}
+	if cfg.SSARefuseRate == 0 {
+		cfg.SSARefuseRate = 0.1
+	}
+	if cfg.SSAArbiterRate == 0 {
+		cfg.SSAArbiterRate = 0.05
+	}
+	if cfg.SSAPageSize <= 0 {
+		cfg.SSAPageSize = 100
+	}
+	cfg.SSAPageSize = min(cfg.SSAPageSize, 1000)
+	if cfg.SCORMinDPI == 0 {
+		cfg.SCORMinDPI = scor.DefaultMinDPI
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sim{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, boxes: map[string]*caisse{},
-		stops: map[int]func() bool{}, faults: map[string][]Fault{}, subscribe: make(chan struct{})}
+		stops: map[int]func() bool{}, faults: map[string][]Fault{}, subscribe: make(chan struct{}),
+		pecs: map[string]*pecCase{}, ssa: newSSAState()}
 	crt, roots, err := selfSigned(cfg.Hostname, cfg.Clock.Now())
 	if err != nil {
 		cancel()
@@ -313,6 +373,10 @@ func contains(v []string, s string) bool {
 // Received is what the Sim saw of one file.
 type Received struct {
 	Channel      string // smtp, sftp, https
+	Flow         string // "" for B2; "pec", "certificate", "scor"
+	Ref          string // pec_id (pec), certificate id (certificate), SCOR file id (scor)
+	Status       string // pec: the answer's status; certificate: the Task status given
+	Answer       []byte // pec: the answer sent; certificate: the Task or OperationOutcome sent
 	Endpoint     string // caisse mailbox, SFTP user, HTTPS path
 	MessageID    string // SMTP Message-ID; file name otherwise
 	Subject      string // SMTP only
@@ -323,7 +387,7 @@ type Received struct {
 	Signed       bool   // a signature came with the file
 	SignatureOK  bool   // and signing.Verify accepted it
 	SignatureErr string
-	File         []byte        // the decoded B2 file
+	File         []byte        // the decoded B2 file (the JSON or PDF for the other flows)
 	Header       envelope.Info // its 000 header
 	Valid        bool          // formats/b2 found no error
 	Errors       []string      // first validation findings

@@ -42,6 +42,19 @@ type Sender struct {
 
 // New checks cfg and returns a Sender.
 func New(cfg Config) (*Sender, error) {
+	client, err := NewClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Sender{cfg: cfg, client: client}, nil
+}
+
+// NewClient checks cfg, fills its defaults in place and returns the HTTP
+// client every OCT HTTPS sender uses (this one, gateway/deliver/fhir): mTLS
+// with cfg.ClientCert, endpoints verified against cfg.RootCAs, TLS 1.2 or
+// later, HTTP/2 when offered, redirects not followed, cfg.Timeout for the
+// whole request.
+func NewClient(cfg *Config) (*http.Client, error) {
 	if len(cfg.ClientCert.Certificate) == 0 || cfg.ClientCert.PrivateKey == nil {
 		return nil, fmt.Errorf("%w: an HTTPS client certificate is required", deliver.ErrConfig)
 	}
@@ -58,8 +71,50 @@ func New(cfg Config) (*Sender, error) {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 30 * time.Second,
 	}
-	return &Sender{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+	return &http.Client{Transport: tr, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// DoError classifies the error of http.Client.Do: the context's end and
+// network failures are temporary, TLS failures permanent (ErrTLS).
+func DoError(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return deliver.Temporary(op, fmt.Errorf("%w (%v)", ctx.Err(), err))
+	}
+	if deliver.IsTLSError(err) {
+		return deliver.Permanent("tls", fmt.Errorf("%w: %w", deliver.ErrTLS, err))
+	}
+	return deliver.Classify(op, err)
+}
+
+// StatusError is the error of a non-2xx answer: 408, 429 and 5xx
+// temporary, other codes permanent; reply goes in deliver.Error.Reply.
+func StatusError(op string, code int, reply string) error {
+	return &deliver.Error{Temporary: code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500,
+		Op: op, Code: code, Reply: reply}
+}
+
+// Reply formats an answer for deliver.Error.Reply and Receipt.Detail:
+// "HTTP <code>: <first 512 bytes of body, one line>".
+func Reply(code int, body []byte) string {
+	if len(body) > 512 {
+		body = body[:512]
+	}
+	r := fmt.Sprintf("HTTP %d", code)
+	a := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), "?")), " ")
+	if a != "" {
+		r += ": " + a
+	}
+	return r
+}
+
+// Endpoint parses an https URL, or returns a permanent ErrConfig.
+func Endpoint(addr string) (*url.URL, error) {
+	u, err := url.Parse(addr)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, deliver.Permanent("compose", fmt.Errorf("%w: endpoint %q is not an https URL", deliver.ErrConfig, addr))
+	}
+	return u, nil
 }
 
 // CloseIdleConnections releases pooled connections.
@@ -112,9 +167,16 @@ func (s *Sender) Send(ctx context.Context, m deliver.Message) (deliver.Receipt, 
 	if m.Dest.Transport != "" && m.Dest.Transport != referentials.HTTPS {
 		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: transport %q given to the HTTPS sender", deliver.ErrConfig, m.Dest.Transport))
 	}
-	u, err := url.Parse(m.Dest.Address)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: endpoint %q is not an https URL", deliver.ErrConfig, m.Dest.Address))
+	u, err := Endpoint(m.Dest.Address)
+	if err != nil {
+		return deliver.Receipt{}, err
+	}
+	switch m.Flow {
+	case "", deliver.FlowB2:
+	case deliver.FlowPEC:
+		return s.sendPEC(ctx, u, m)
+	default:
+		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: flow %q given to the HTTPS sender", deliver.ErrConfig, m.Flow))
 	}
 	data, name, err := Payload(m)
 	if err != nil {
@@ -166,13 +228,7 @@ func (s *Sender) Send(ctx context.Context, m deliver.Message) (deliver.Receipt, 
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return deliver.Receipt{}, deliver.Temporary("post", fmt.Errorf("%w (%v)", ctx.Err(), err))
-		}
-		if deliver.IsTLSError(err) {
-			return deliver.Receipt{}, deliver.Permanent("tls", fmt.Errorf("%w: %w", deliver.ErrTLS, err))
-		}
-		return deliver.Receipt{}, deliver.Classify("post", err)
+		return deliver.Receipt{}, DoError(ctx, "post", err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -1,0 +1,5 @@
+package sim
+
+type ssaState struct{}
+
+func newSSAState() ssaState { return ssaState{} }
