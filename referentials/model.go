@@ -57,6 +57,10 @@ const (
 	NormNOEMIE Norm = "NOEMIE"
 	NormSCOR   Norm = "SCOR"
 	NormPEC    Norm = "PEC"
+	// NormCERT marks the endpoint of a social-security administration (SSA)
+	// that takes medical certificates as FHIR R4 Bundles (OUR flow name: no
+	// public norm, see docs/formats/certificate.md).
+	NormCERT Norm = "CERT"
 )
 
 // DefaultDomain is the AMO mail domain (Réseau Santé Social).
@@ -210,7 +214,7 @@ func validTransport(t Transport) bool { return t == SMTP || t == SFTP || t == HT
 func validCipher(c Cipher) bool       { return c == AES128 || c == TripleDES || c == CipherNone }
 func validNorm(n Norm) bool {
 	switch n {
-	case NormB2, NormDRE, NormNOEMIE, NormSCOR, NormPEC:
+	case NormB2, NormDRE, NormNOEMIE, NormSCOR, NormPEC, NormCERT:
 		return true
 	}
 	return false

@@ -57,7 +57,7 @@ func TestDemoFeedLookups(t *testing.T) {
 	if res.Version.ID != 1 || len(res.Version.SHA256) != 64 || res.Version.Source != "demo" {
 		t.Fatalf("version = %+v", res.Version)
 	}
-	if got := res.Version.Counts; got[TableAMO] != 11 || got[TableAMC] != 5 || got[TableConventions] != 5 {
+	if got := res.Version.Counts; got[TableAMO] != 11 || got[TableAMC] != 5 || got[TableConventions] != 7 {
 		t.Fatalf("counts = %v", got)
 	}
 	s := r.Current()
@@ -291,7 +291,7 @@ func TestVersionsDiffsPersistence(t *testing.T) {
 		t.Fatalf("changes since 9: %v", err)
 	}
 	full, err := r.Diff(context.Background(), 0, 2)
-	if err != nil || full.Count("", Added) != 11+5+5 {
+	if err != nil || full.Count("", Added) != 11+5+7 {
 		t.Fatalf("diff 0..2 = %d %v", full.Count("", Added), err)
 	}
 	if amc := full.Only(TableAMC); amc.Count("", "") != 5 {

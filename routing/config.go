@@ -182,8 +182,8 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range c.Destinations {
 		p := "destinations." + name
-		if name == "amo" || name == "amc" {
-			add(d.line, p, "amo and amc are reserved target names")
+		if name == "amo" || name == "amc" || name == "ssa" {
+			add(d.line, p, "amo, amc and ssa are reserved target names")
 		}
 		switch d.Kind {
 		case AMO, AMC, SSA:
@@ -227,7 +227,7 @@ func (c *Config) Validate() error {
 				add(r.line, p, "to and reject are exclusive")
 			}
 			for _, t := range r.To {
-				if _, ok := c.Destinations[t]; !ok && t != "amo" && t != "amc" {
+				if _, ok := c.Destinations[t]; !ok && t != "amo" && t != "amc" && t != "ssa" {
 					add(r.line, p+".to", "unknown destination %q (amo, amc or a name under destinations)", t)
 				}
 			}

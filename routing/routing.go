@@ -64,6 +64,7 @@ type Input struct {
 	AMC         string // AMC number from type 2 pos 119 (any padding)
 	Profession  string // pharmacy, optics, nurse, hospital, ... (tenant profile)
 	Specialty   string // PS specialty code (2 digits)
+	Insurer     string // certificates: the SSA organisation code, an operator of the convention table
 	Test        bool   // 000 type de flux T or D
 	// AMCPart: a B2 (FSE) lot whose invoices also carry an AMC part — an
 	// "FSE enrichie" the OCT may have to split (éclatement).
@@ -245,6 +246,8 @@ func (r *Router) decide(l *lot) (Decision, error) {
 		t = "amo"
 	case KindDRE, KindPEC:
 		t = "amc"
+	case KindCertificate:
+		t = "ssa"
 	default:
 		return d, &UnroutableError{Why: WhyNoDefault, Detail: fmt.Sprintf("no rule matched and kind %q has no default route", l.in.Kind)}
 	}
@@ -346,6 +349,8 @@ func normOf(k Kind) referentials.Norm {
 		return referentials.NormSCOR
 	case KindPEC:
 		return referentials.NormPEC
+	case KindCertificate:
+		return referentials.NormCERT
 	}
 	return ""
 }
@@ -389,6 +394,21 @@ func (r *Router) target(l *lot, t string, d *Decision) *UnroutableError {
 		}
 		add(Destination{ID: "amc:" + c.Operator, Kind: AMC, Transport: c.Transport, Address: c.Address,
 			Cipher: c.Cipher, Test: c.Test, Label: c.Name}, "amc:"+e.Key(), "convention:"+c.Key())
+	case "ssa":
+		// A social-security administration is an operator of the convention
+		// table whose convention takes the CERT norm (docs/routing.md).
+		if in.Insurer == "" {
+			return &UnroutableError{Why: WhyMissingField, Detail: "the certificate names no insurer (SSA organisation code)"}
+		}
+		c, ok := l.snap.Convention(in.Insurer, in.Profession, l.at)
+		if !ok {
+			return &UnroutableError{Why: WhyNoConvention, Detail: fmt.Sprintf("SSA %s has no convention in force", in.Insurer)}
+		}
+		if !c.Accepts(referentials.NormCERT) {
+			return &UnroutableError{Why: WhyNormRefused, Detail: fmt.Sprintf("convention %s does not accept norm %s", c.Key(), referentials.NormCERT)}
+		}
+		add(Destination{ID: "ssa:" + c.Operator, Kind: SSA, Transport: c.Transport, Address: c.Address,
+			Cipher: c.Cipher, Test: c.Test, Label: c.Name}, "convention:"+c.Key())
 	default:
 		add(r.cfg.Destinations[t], "static:"+t)
 	}

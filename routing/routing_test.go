@@ -95,9 +95,19 @@ func TestDefaultRoutes(t *testing.T) {
 	if d1.Destinations[0].Transport != referentials.SFTP || d2.Destinations[0].Transport != referentials.HTTPS {
 		t.Fatalf("schedule: %+v / %+v", d1.Destinations, d2.Destinations)
 	}
-	// Certificate flows have no default.
+	// Certificates go to the SSA named by the certificate, an operator whose
+	// convention takes the CERT norm.
+	d, err = r.Route(Input{Kind: KindCertificate, Insurer: "SSA01"}, t0)
+	if err != nil || d.Destinations[0].ID != "ssa:SSA01" || d.Destinations[0].Kind != SSA || d.Destinations[0].Transport != referentials.HTTPS {
+		t.Fatalf("certificate → %+v %v", d, err)
+	}
 	_, err = r.Route(Input{Kind: KindCertificate}, t0)
-	unroutable(t, err, WhyNoDefault)
+	unroutable(t, err, WhyMissingField)
+	_, err = r.Route(Input{Kind: KindCertificate, Insurer: "SSA99"}, t0)
+	unroutable(t, err, WhyNoConvention)
+	// An AMC operator is not an SSA: its convention does not take CERT.
+	_, err = r.Route(Input{Kind: KindCertificate, Insurer: "DEMOPLAT"}, t0)
+	unroutable(t, err, WhyNormRefused)
 }
 
 func TestUnroutableAndTestIsolation(t *testing.T) {
