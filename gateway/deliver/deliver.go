@@ -13,6 +13,7 @@ package deliver
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"time"
 
 	"github.com/octgw/oct/referentials"
@@ -59,8 +60,8 @@ type Message struct {
 	// are what the caisse's ARL for the SCOR lot carries back, with FileID.
 	LotNumber int
 	LotDate   time.Time
-	Test     bool   // test flow: IRISTEST/B2/Z
-	Dest     Destination
+	Test      bool // test flow: IRISTEST/B2/Z
+	Dest      Destination
 	// Cert is the recipient's encryption certificate (SMTP). It may be nil
 	// only when Dest.Cipher is none.
 	Cert *x509.Certificate
@@ -105,3 +106,26 @@ type SenderFunc func(ctx context.Context, m Message) (Receipt, error)
 
 // Send implements Sender.
 func (f SenderFunc) Send(ctx context.Context, m Message) (Receipt, error) { return f(ctx, m) }
+
+// ByFlow is a Sender that hands a Message to the Sender of its Flow, and
+// the others (B2 and flows not listed) to Default. The Dispatcher routes by
+// transport; a transport that carries several flows with different
+// protocols (https: B2 multipart, PEC JSON, FHIR certificates) gets a
+// ByFlow:
+//
+//	deliver.ByFlow{Default: httpsSender, Flows: map[string]deliver.Sender{deliver.FlowCertificate: fhirSender}}
+type ByFlow struct {
+	Default Sender
+	Flows   map[string]Sender
+}
+
+// Send implements Sender.
+func (b ByFlow) Send(ctx context.Context, m Message) (Receipt, error) {
+	if s, ok := b.Flows[m.Flow]; ok && s != nil {
+		return s.Send(ctx, m)
+	}
+	if b.Default == nil {
+		return Receipt{}, Permanent("dispatch", fmt.Errorf("%w: no sender for flow %q", ErrConfig, m.Flow))
+	}
+	return b.Default.Send(ctx, m)
+}

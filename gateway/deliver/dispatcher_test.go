@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,7 +192,7 @@ func TestDuplicateGuard(t *testing.T) {
 	close(release)
 	first := <-done
 	rc, err := d.Send(context.Background(), msg("L1"))
-	if err != nil || rc != first || calls.Load() != 1 {
+	if err != nil || !reflect.DeepEqual(rc, first) || calls.Load() != 1 {
 		t.Fatalf("repeat: %+v %v calls=%d", rc, err, calls.Load())
 	}
 	m := msg("L1")

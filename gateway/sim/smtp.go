@@ -204,6 +204,13 @@ func (s *Sim) receiveMail(c *caisse, raw []byte, user string, tlsOn bool) error 
 	info := inspect(raw, dec)
 	hdr := info.header
 	for _, p := range parts {
+		if iris.IsSCORDescription(p.Description) {
+			if err := s.acceptSCOR(inbound{channel: "smtp", endpoint: c.mailbox, messageID: hdr.Get("Message-Id"), subject: hdr.Get("Subject"),
+				description: p.Description, cipher: info.cipher, user: user, tls: tlsOn, file: p.Data, signature: info.signature}); err != nil {
+				return err
+			}
+			continue
+		}
 		s.accept(inbound{channel: "smtp", endpoint: c.mailbox, messageID: hdr.Get("Message-Id"), subject: hdr.Get("Subject"),
 			description: p.Description, cipher: info.cipher, user: user, tls: tlsOn, file: p.Data, signature: info.signature})
 	}

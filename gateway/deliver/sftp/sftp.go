@@ -93,6 +93,9 @@ func parseAddress(a string) (target, error) {
 
 // Send implements deliver.Sender.
 func (s *Sender) Send(ctx context.Context, m deliver.Message) (deliver.Receipt, error) {
+	if !m.IsB2() {
+		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: flow %q given to the SFTP sender", deliver.ErrConfig, m.Flow))
+	}
 	if m.Dest.Transport != "" && m.Dest.Transport != referentials.SFTP {
 		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: transport %q given to the SFTP sender", deliver.ErrConfig, m.Dest.Transport))
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway/deliver"
 	"github.com/octgw/oct/gateway/deliver/iris"
 	"github.com/octgw/oct/referentials"
@@ -161,7 +162,27 @@ func (s *Sender) Compose(m deliver.Message) (Composed, error) {
 	}
 	now := s.cfg.Now()
 	comp := iris.Compostage(now, s.counter.Add(1))
-	subj, err := iris.Subject{Version: s.cfg.SubjectVersion, Emitter: m.Emitter, Compostage: comp, Invoices: m.Invoices}.Format()
+	var (
+		subj, desc, fileName string
+		compress             = true
+		err                  error
+	)
+	switch m.Flow {
+	case "", deliver.FlowB2:
+		subj, err = iris.Subject{Version: s.cfg.SubjectVersion, Emitter: m.Emitter, Compostage: comp, Invoices: m.Invoices}.Format()
+		desc, fileName = iris.Description(m.Test, true), "B2_"+comp+".gz"
+	case deliver.FlowSCOR:
+		pages := m.Invoices
+		if pages <= 0 {
+			if pages, err = countPages(m.Body); err != nil {
+				return Composed{}, deliver.Permanent("compose", fmt.Errorf("%w: %w", deliver.ErrConfig, err))
+			}
+		}
+		subj, err = iris.SCORSubject{Emitter: m.Emitter, FileID: m.FileID, LotNumber: m.LotNumber, LotDate: m.LotDate, Pages: pages}.Format()
+		desc, fileName, compress = iris.SCORDescription(m.Test), "SCOR_"+m.FileID+".pdf", false
+	default:
+		return Composed{}, deliver.Permanent("compose", fmt.Errorf("%w: flow %q given to the SMTP sender", deliver.ErrConfig, m.Flow))
+	}
 	if err != nil {
 		return Composed{}, deliver.Permanent("compose", fmt.Errorf("%w: %w", deliver.ErrConfig, err))
 	}
@@ -177,10 +198,10 @@ func (s *Sender) Compose(m deliver.Message) (Composed, error) {
 		MessageID:   id,
 		Date:        now,
 		Subject:     subj,
-		Description: iris.Description(m.Test, true),
-		FileName:    "B2_" + comp + ".gz",
+		Description: desc,
+		FileName:    fileName,
 		Data:        m.Body,
-		Compress:    true,
+		Compress:    compress,
 		Signature:   m.Signature,
 		Cert:        m.Cert,
 		Cipher:      cipher,
@@ -311,4 +332,17 @@ func reply(se *gosmtp.SMTPError) string {
 		r += " " + se.Message
 	}
 	return r
+}
+
+// countPages counts the pages of a SCOR PDF (resolution not checked: the
+// gateway checked the attachment before; this only fills the subject).
+func countPages(pdf []byte) (int, error) {
+	rep, err := scor.Check(bytes.NewReader(pdf), int64(len(pdf)), scor.Options{MinDPI: -1})
+	if err != nil {
+		return 0, err
+	}
+	if rep.Pages == 0 {
+		return 0, fmt.Errorf("SCOR attachment is not a readable PDF (%d findings)", len(rep.Errors))
+	}
+	return rep.Pages, nil
 }
