@@ -1,59 +1,15 @@
 package console
 
 import (
-	"bufio"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
-
-// Agent is a support agent who may log in to the console.
-type Agent struct {
-	Name string
-	Hash string // bcrypt hash of the password
-}
-
-// ErrAgents reports a bad agents file.
-var ErrAgents = errors.New("console-agents")
-
-// LoadAgents reads an agents file: one "name:bcrypt-hash" a line, blank
-// lines and lines starting with # ignored (make a hash with
-// `htpasswd -nbBC 12 name password` or HashPassword).
-func LoadAgents(path string) ([]Agent, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []Agent
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, hash, ok := strings.Cut(line, ":")
-		if !ok || name == "" || seen[name] {
-			return nil, fmt.Errorf("%w: %s:%d: want name:bcrypt-hash with a unique name", ErrAgents, path, n)
-		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("%w: %s:%d: %s: not a bcrypt hash", ErrAgents, path, n, name)
-		}
-		seen[name] = true
-		out = append(out, Agent{Name: name, Hash: hash})
-	}
-	return out, sc.Err()
-}
 
 // HashPassword returns a bcrypt hash for an agents file.
 func HashPassword(password string) (string, error) {
@@ -65,6 +21,7 @@ const cookieName = "oct_console"
 
 type session struct {
 	agent   string
+	user    Agent // role and scope, fixed at login
 	csrf    string
 	expires time.Time
 }
@@ -77,15 +34,17 @@ type sessions struct {
 	max  int
 	now  func() time.Time
 	hash map[string]string // agent -> bcrypt hash
+	who  map[string]Agent  // agent -> role and scope
 	// dummy is compared against when the agent is unknown, so that a wrong
 	// name takes as long as a wrong password.
 	dummy []byte
 }
 
 func newSessions(agents []Agent, ttl time.Duration, now func() time.Time) *sessions {
-	s := &sessions{m: map[string]*session{}, ttl: ttl, max: 10000, now: now, hash: map[string]string{}}
+	s := &sessions{m: map[string]*session{}, ttl: ttl, max: 10000, now: now, hash: map[string]string{}, who: map[string]Agent{}}
 	for _, a := range agents {
 		s.hash[a.Name] = a.Hash
+		s.who[a.Name] = a.normal()
 	}
 	s.dummy, _ = bcrypt.GenerateFromPassword([]byte("dummy password"), bcrypt.MinCost)
 	return s
@@ -121,7 +80,7 @@ func (s *sessions) login(name, password string) (string, bool) {
 		}
 	}
 	id := token()
-	s.m[id] = &session{agent: name, csrf: token(), expires: now.Add(s.ttl)}
+	s.m[id] = &session{agent: name, user: s.who[name], csrf: token(), expires: now.Add(s.ttl)}
 	return id, true
 }
 

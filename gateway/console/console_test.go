@@ -25,11 +25,30 @@ type env struct {
 	f   *anomaliestest.Fixture
 	srv *httptest.Server
 	c   *http.Client
+
+	console *console.Console
+	agents  []console.Agent
 }
 
-// newEnv serves the console (overview and /console/) on a loopback
-// httptest server, with agents alice and bob (password "secret-<name>") and
-// a few anomalies.
+// agents of the tests, password "secret-<name>": alice and bob (support),
+// root (admin), rachel (support with the raw permission), carol (vendor
+// acme), dave (vendor acme, raw), ivan (insurer CPAM-130) and olga
+// (insurer CPAM-751 and CPAM-999).
+var testAgents = []console.Agent{
+	{Name: "alice"}, {Name: "bob", Role: console.RoleSupport}, {Name: "root", Role: console.RoleAdmin},
+	{Name: "rachel", Role: console.RoleSupport, Perms: []string{console.PermRaw}},
+	{Name: "carol", Role: console.RoleVendor, Tenant: "acme"},
+	{Name: "dave", Role: console.RoleVendor, Tenant: "acme", Perms: []string{console.PermRaw}},
+	{Name: "ivan", Role: console.RoleInsurer, Destinations: []string{"CPAM-130"}},
+	{Name: "olga", Role: console.RoleInsurer, Destinations: []string{"CPAM-751", "CPAM-999"}},
+}
+
+// newEnv serves the console on a loopback httptest server, with
+// testAgents and a few lots and anomalies:
+//
+//	L1 acme → CPAM-751 arl_negative, anomaly A1
+//	L2 beta → CPAM-130 delivery_failed, anomaly A2; A3 on its file
+//	L3 acme → CPAM-130 sent (no ARL yet), no anomaly
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	f := anomaliestest.New(t)
@@ -39,11 +58,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	var agents []console.Agent
-	for _, n := range []string{"alice", "bob"} {
-		h, _ := bcrypt.GenerateFromPassword([]byte("secret-"+n), bcrypt.MinCost)
-		agents = append(agents, console.Agent{Name: n, Hash: string(h)})
+	for _, a := range testAgents {
+		h, _ := bcrypt.GenerateFromPassword([]byte("secret-"+a.Name), bcrypt.MinCost)
+		a.Hash = string(h)
+		agents = append(agents, a)
 	}
-	c, err := console.New(console.Options{Store: f.Store, Queue: q, Agents: agents, Clock: f.Clock})
+	c, err := console.New(console.Options{Store: f.Store, Queue: q, Agents: agents, Clock: f.Clock, Blobs: f.Blobs, Referentials: newRefs(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +76,14 @@ func newEnv(t *testing.T) *env {
 	f.NewLot(anomaliestest.LotSpec{ID: "L1", Tenant: "acme", Destination: "CPAM-751", Invoices: 4},
 		lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotSent, lifecycle.LotARLNegative)
 	f.NewLot(anomaliestest.LotSpec{ID: "L2", Tenant: "beta", Destination: "CPAM-130"}, lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotDeliveryFailed)
+	f.NewLot(anomaliestest.LotSpec{ID: "L3", Tenant: "acme", Destination: "CPAM-130", Number: 2}, lifecycle.LotRouted, lifecycle.LotSigned, lifecycle.LotSent)
 	f.Anomaly("A1", anomalies.KindARLNegative, "lot:L1", "acme", "CPAM-751", 24*time.Hour)
 	f.Anomaly("A2", anomalies.KindDeliveryFailed, "lot:L2", "beta", "CPAM-130", 4*time.Hour)
 	f.Anomaly("A3", anomalies.KindRefused, "file:F-L2", "beta", "", 24*time.Hour)
 	f.Clock.Advance(5 * time.Hour)
 	jar, _ := cookiejar.New(nil)
 	cl := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &env{t: t, f: f, srv: srv, c: cl}
+	return &env{t: t, f: f, srv: srv, c: cl, console: c, agents: agents}
 }
 
 func (e *env) do(method, path string, form url.Values) (int, string, http.Header) {
@@ -138,12 +159,12 @@ func TestLoginRequired(t *testing.T) {
 func TestQueueFilterAndOverview(t *testing.T) {
 	e := newEnv(t)
 	e.login("alice")
-	_, page, h := e.do("GET", "/console/?tenant=beta", nil)
+	_, page, h0 := e.do("GET", "/console/?tenant=beta", nil)
 	if !strings.Contains(page, "A2") || !strings.Contains(page, "A3") || strings.Contains(page, ">A1<") {
 		t.Fatalf("tenant filter: %s", page)
 	}
-	if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
-		t.Fatalf("CSP %q", h.Get("Content-Security-Policy"))
+	if !strings.Contains(h0.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("CSP %q", h0.Get("Content-Security-Policy"))
 	}
 	_, page, _ = e.do("GET", "/console/?kind=delivery-failed&age=4", nil)
 	if !strings.Contains(page, ">A2<") || strings.Contains(page, ">A3<") || !strings.Contains(page, "overdue") {
@@ -152,9 +173,16 @@ func TestQueueFilterAndOverview(t *testing.T) {
 	if code, _, _ := e.do("GET", "/console/?age=abc", nil); code != http.StatusBadRequest {
 		t.Fatalf("bad age: %d", code)
 	}
-	code, page, _ := e.do("GET", "/", nil)
-	if code != http.StatusOK || !strings.Contains(page, `href="/console/"`) {
-		t.Fatalf("overview %d", code)
+	// GET / shows nothing to anybody: it sends to the dashboard, which
+	// needs a login.
+	e.c.Jar, _ = cookiejar.New(nil)
+	code, page, h := e.do("GET", "/", nil)
+	if code != http.StatusSeeOther || h.Get("Location") != "/console/dashboard" || strings.Contains(page, "acme") {
+		t.Fatalf("GET / anonymous: %d %v %q", code, h, page)
+	}
+	code, _, h = e.do("GET", "/console/dashboard", nil)
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/login?next=%2Fconsole%2Fdashboard") {
+		t.Fatalf("dashboard anonymous: %d %v", code, h)
 	}
 }
 

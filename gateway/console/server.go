@@ -32,6 +32,12 @@ type Options struct {
 	SessionTTL time.Duration // default 12h
 	// Timeout bounds the store work of one request (default 10s).
 	Timeout time.Duration
+	// Blobs opens raw files for download (users with the raw permission);
+	// nil: no download.
+	Blobs BlobOpener
+	// Referentials backs the versions and diffs page; nil: the page says
+	// "not configured".
+	Referentials Referentials
 }
 
 // Console serves the overview and the support pages.
@@ -66,6 +72,12 @@ func New(o Options) (*Console, error) {
 		clock = anomalies.ClockFunc(time.Now)
 	}
 	c := &Console{o: o, log: o.Logger, now: func() time.Time { return clock.Now().UTC() }, mux: http.NewServeMux()}
+	for _, a := range o.Agents {
+		if err := a.Check(); err != nil {
+			return nil, err
+		}
+	}
+	c.o = o
 	c.sess = newSessions(o.Agents, o.SessionTTL, c.now)
 	c.fails = penalty.New(time.Second, time.Minute, time.Hour, 10000)
 	for _, a := range o.Agents {
@@ -75,13 +87,9 @@ func New(o Options) (*Console, error) {
 	c.mux.HandleFunc("GET /console/login", c.loginPage)
 	c.mux.HandleFunc("POST /console/login", c.loginPost)
 	c.mux.HandleFunc("POST /console/logout", c.authed(c.logout))
-	c.mux.HandleFunc("GET /console/{$}", c.authed(c.queuePage))
-	c.mux.HandleFunc("GET /console/anomaly/{id}", c.authed(c.anomalyPage))
-	c.mux.HandleFunc("POST /console/anomaly/{id}/{action}", c.authed(c.anomalyAction))
-	c.mux.HandleFunc("GET /console/bulk", c.authed(c.bulkPage))
-	c.mux.HandleFunc("POST /console/bulk", c.authed(c.bulkPost))
-	c.mux.HandleFunc("GET /console/lot/{id}", c.authed(c.lotPage))
-	c.mux.HandleFunc("GET /console/file/{id}", c.authed(c.filePage))
+	for _, r := range c.routes() {
+		c.mux.HandleFunc(r.pattern, r.h)
+	}
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		secureHeaders(w)
 		http.Error(w, "no such page", http.StatusNotFound)
@@ -89,8 +97,33 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
-// Routes are the patterns to register on the API mux: the overview at
-// "GET /{$}" and every console page under "/console/".
+type route struct {
+	pattern string
+	h       http.HandlerFunc
+}
+
+// routes are the console's pages behind a login; every handler checks the
+// user's role and scope itself (authed only checks the session and CSRF).
+func (c *Console) routes() []route {
+	return []route{
+		{"GET /console/{$}", c.authed(c.queuePage)},
+		{"GET /console/dashboard", c.authed(c.dashboardPage)},
+		{"GET /console/search", c.authed(c.searchPage)},
+		{"GET /console/anomaly/{id}", c.authed(c.anomalyPage)},
+		{"POST /console/anomaly/{id}/{action}", c.authed(c.anomalyAction)},
+		{"GET /console/bulk", c.authed(c.acting(c.bulkPage))},
+		{"POST /console/bulk", c.authed(c.acting(c.bulkPost))},
+		{"GET /console/lot/{id}", c.authed(c.lotPage)},
+		{"GET /console/lot/{id}/raw", c.authed(c.lotRaw)},
+		{"GET /console/file/{id}", c.authed(c.filePage)},
+		{"GET /console/file/{id}/raw", c.authed(c.fileRaw)},
+		{"GET /console/referentials", c.authed(c.referentialsPage)},
+	}
+}
+
+// Routes are the patterns to register on the API mux: "GET /{$}" (a
+// redirect to the dashboard, which needs a login) and every console page
+// under "/console/".
 func (c *Console) Routes() map[string]http.Handler {
 	return map[string]http.Handler{"GET /{$}": Handler(c.o.Store, c.log), "/console/": c}
 }
@@ -123,6 +156,29 @@ type reqSession struct {
 	id string
 }
 
+func (s reqSession) u() user { return user{s.user} }
+
+// acting requires a role that may act (admin, support): 403 otherwise.
+func (c *Console) acting(h func(http.ResponseWriter, *http.Request, reqSession)) func(http.ResponseWriter, *http.Request, reqSession) {
+	return func(w http.ResponseWriter, r *http.Request, s reqSession) {
+		if !s.u().CanAct() {
+			c.forbidden(w, s)
+			return
+		}
+		h(w, r, s)
+	}
+}
+
+func (c *Console) forbidden(w http.ResponseWriter, s reqSession) {
+	c.log.Info("console: refused by role", "agent", s.agent, "role", s.user.Role)
+	c.render(w, http.StatusForbidden, "error", &s, "your role may not do this")
+}
+
+// notFound answers an id out of the user's scope exactly like a missing one.
+func (c *Console) notFound(w http.ResponseWriter, s reqSession) {
+	c.fail(w, s, store.ErrNotFound)
+}
+
 // authed requires a session (GET: redirect to the login page; POST: 403)
 // and, for POST, the session's CSRF token.
 func (c *Console) authed(h func(http.ResponseWriter, *http.Request, reqSession)) http.HandlerFunc {
@@ -151,10 +207,14 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, reqSession))
 func (c *Console) render(w http.ResponseWriter, status int, name string, s *reqSession, data any) {
 	v := struct {
 		Agent, CSRF, Now string
+		Role             Role
+		Scope            string
+		CanAct, CanRaw   bool
 		Data             any
 	}{Now: c.now().Format("2006-01-02 15:04 MST"), Data: data}
 	if s != nil {
-		v.Agent, v.CSRF = s.agent, s.csrf
+		u := s.u()
+		v.Agent, v.CSRF, v.Role, v.Scope, v.CanAct, v.CanRaw = s.agent, s.csrf, u.Role, u.Scope(), u.CanAct(), u.CanRaw()
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
@@ -221,6 +281,7 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.log.Info("console login", "agent", name)
+	c.audit(r.Context(), "agent:"+name, "console-login", user{c.sess.who[name]}, "")
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.o.SessionTTL / time.Second)})
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -228,6 +289,7 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s reqSession) {
 	c.sess.logout(s.id)
+	c.audit(r.Context(), "agent:"+s.agent, "console-logout", s.u(), "")
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }
@@ -286,7 +348,8 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, s reqSession
 		return
 	}
 	f.Limit = 500
-	items, err := c.o.Queue.List(r.Context(), f)
+	scopeFilter(s.u(), &ff, &f)
+	items, err := c.list(r.Context(), s.u(), f)
 	if err != nil {
 		c.fail(w, s, err)
 		return
@@ -325,10 +388,14 @@ func (c *Console) anomalyPage(w http.ResponseWriter, r *http.Request, s reqSessi
 		c.fail(w, s, err)
 		return
 	}
+	if !s.u().seesAnomaly(d.Anomaly) {
+		c.notFound(w, s)
+		return
+	}
 	v := anomalyView{Detail: d, Agents: c.names, Codes: anomalies.ReasonCodes, ActionID: newActionID(),
 		Done: r.URL.Query().Get("done"), Err: r.URL.Query().Get("err")}
 	if d.Lot != "" {
-		if lot, err := c.o.Store.Lot(r.Context(), d.Lot); err == nil {
+		if lot, err := c.o.Store.Lot(r.Context(), d.Lot); err == nil && s.u().seesLot(lot) {
 			v.Lot = &lot
 			invs, err := c.o.Store.Invoices(r.Context(), lot.ID)
 			if err != nil {
@@ -346,6 +413,19 @@ func (c *Console) anomalyPage(w http.ResponseWriter, r *http.Request, s reqSessi
 func (c *Console) anomalyAction(w http.ResponseWriter, r *http.Request, s reqSession) {
 	id, action := r.PathValue("id"), r.PathValue("action")
 	ctx, q := r.Context(), c.o.Queue
+	if a, err := c.o.Store.Anomaly(ctx, id); err != nil || !s.u().seesAnomaly(a) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			c.fail(w, s, err)
+			return
+		}
+		c.notFound(w, s)
+		return
+	}
+	if !s.u().CanAct() {
+		c.forbidden(w, s)
+		return
+	}
+	actor := s.u().actor()
 	code, note, actionID := r.PostFormValue("code"), r.PostFormValue("note"), r.PostFormValue("action_id")
 	var err error
 	done := action
@@ -356,22 +436,22 @@ func (c *Console) anomalyAction(w http.ResponseWriter, r *http.Request, s reqSes
 		case "":
 			err = fmt.Errorf("%w: choose an agent", anomalies.ErrBadRequest)
 		case "auto":
-			to, err = q.AutoAssign(ctx, id, s.agent)
+			to, err = q.AutoAssign(ctx, id, actor)
 		default:
 			if !c.known(to) {
 				err = fmt.Errorf("%w: unknown agent %q", anomalies.ErrBadRequest, to)
 			} else {
-				err = q.Assign(ctx, id, to, s.agent)
+				err = q.Assign(ctx, id, to, actor)
 			}
 		}
 		done = "assigned to " + to
 	case "unassign":
-		err = q.Unassign(ctx, id, s.agent)
+		err = q.Unassign(ctx, id, actor)
 	case "comment":
-		err = q.Comment(ctx, id, s.agent, r.PostFormValue("text"))
+		err = q.Comment(ctx, id, actor, r.PostFormValue("text"))
 		done = "comment added"
 	case "resend":
-		err = q.Resend(ctx, id, actionID, s.agent)
+		err = q.Resend(ctx, id, actionID, actor)
 		done = "resend requested"
 	case "rebuild":
 		drop := r.PostForm["drop"]
@@ -379,26 +459,26 @@ func (c *Console) anomalyAction(w http.ResponseWriter, r *http.Request, s reqSes
 			drop = []string{}
 		}
 		var res anomalies.RebuildResult
-		res, err = q.Rebuild(ctx, id, drop, actionID, s.agent)
+		res, err = q.Rebuild(ctx, id, drop, actionID, actor)
 		done = fmt.Sprintf("rebuilt as %s (lot number %03d)", res.New, res.Number)
 	case "cancel":
 		if r.PostFormValue("lot_too") == "1" {
-			err = q.CancelLot(ctx, id, s.agent, code, note)
+			err = q.CancelLot(ctx, id, actor, code, note)
 		} else {
-			err = q.Cancel(ctx, id, s.agent, code, note)
+			err = q.Cancel(ctx, id, actor, code, note)
 		}
 		done = "cancelled"
 	case "resolve":
-		err = q.Resolve(ctx, id, s.agent, code, note)
+		err = q.Resolve(ctx, id, actor, code, note)
 		done = "resolved"
 	case "handback":
-		err = q.HandBack(ctx, id, s.agent, code, note)
+		err = q.HandBack(ctx, id, actor, code, note)
 		done = "handed back to the vendor"
 	case "notify":
-		err = q.NotifyAgain(ctx, id, s.agent)
+		err = q.NotifyAgain(ctx, id, actor)
 		done = "vendor notified"
 	default:
-		http.Error(w, "unknown action", http.StatusNotFound)
+		c.render(w, http.StatusNotFound, "error", &s, "unknown action")
 		return
 	}
 	back := "/console/anomaly/" + url.PathEscape(id)
@@ -477,7 +557,7 @@ func (c *Console) bulkPost(w http.ResponseWriter, r *http.Request, s reqSession)
 	}
 	limit, _ := strconv.Atoi(r.PostFormValue("limit"))
 	req := anomalies.BulkRequest{ID: r.PostFormValue("action_id"), Filter: f, Action: r.PostFormValue("action"), Limit: limit,
-		Actor: s.agent, Assignee: r.PostFormValue("agent"), Code: r.PostFormValue("code"), Note: r.PostFormValue("note")}
+		Actor: s.u().actor(), Assignee: r.PostFormValue("agent"), Code: r.PostFormValue("code"), Note: r.PostFormValue("note")}
 	if req.Action == anomalies.BulkAssign && !c.known(req.Assignee) {
 		c.fail(w, s, fmt.Errorf("%w: unknown agent %q", anomalies.ErrBadRequest, req.Assignee))
 		return
@@ -505,6 +585,9 @@ type lotView struct {
 	ReturnsCut   bool
 	Anomalies    []store.Anomaly
 	Events       []store.Event
+	FileVisible  bool // the user may see the whole file (not an insurer)
+	Raw          bool // the raw download link is shown
+	Timeline     []tlEntry
 }
 
 // maxReturnScan bounds the tenant feed read to find a lot's returns.
@@ -516,6 +599,11 @@ func (c *Console) lotPage(w http.ResponseWriter, r *http.Request, s reqSession) 
 	var err error
 	if v.Lot, err = st.Lot(ctx, r.PathValue("id")); err != nil {
 		c.fail(w, s, err)
+		return
+	}
+	u := s.u()
+	if !u.seesLot(v.Lot) {
+		c.notFound(w, s)
 		return
 	}
 	id := v.Lot.ID
@@ -561,17 +649,30 @@ func (c *Console) lotPage(w http.ResponseWriter, r *http.Request, s reqSession) 
 			return
 		}
 	}
+	v.Siblings = u.filterLots(v.Siblings)
 	for _, l := range v.Siblings {
 		if l.Replaces == id {
 			v.ReplacedBy = append(v.ReplacedBy, l)
 		}
 	}
+	var seen []store.Anomaly
+	for _, a := range v.Anomalies {
+		if u.seesAnomaly(a) {
+			seen = append(seen, a)
+		}
+	}
+	v.Anomalies = seen
+	v.FileVisible = u.seesFileOwn(v.File)
+	v.Raw = u.CanRaw() && c.o.Blobs != nil && v.Lot.Blob != ""
+	v.Timeline = timeline(v)
 	c.render(w, http.StatusOK, "lot", &s, v)
 }
 
 type fileView struct {
 	File store.File
 	Lots []store.Lot
+	Own  bool // the user sees the whole file (else only its lots in scope)
+	Raw  bool
 }
 
 func (c *Console) filePage(w http.ResponseWriter, r *http.Request, s reqSession) {
@@ -585,5 +686,77 @@ func (c *Console) filePage(w http.ResponseWriter, r *http.Request, s reqSession)
 		c.fail(w, s, err)
 		return
 	}
+	u := s.u()
+	v.Own = u.seesFileOwn(v.File)
+	v.Lots = u.filterLots(v.Lots)
+	if !v.Own && len(v.Lots) == 0 {
+		c.notFound(w, s)
+		return
+	}
+	if !v.Own { // an insurer: only its lots, nothing of the vendor's file
+		v.File = store.File{ID: v.File.ID, Tenant: v.File.Tenant, State: v.File.State, ReceivedAt: v.File.ReceivedAt}
+	}
+	v.Raw = v.Own && u.CanRaw() && c.o.Blobs != nil && v.File.SHA256 != ""
 	c.render(w, http.StatusOK, "file", &s, v)
+}
+
+// audit journals what a user did (login, logout, a raw download) as an
+// event of subject; the anomaly actions are journalled by the queue with
+// the same actor (name/role).
+func (c *Console) audit(ctx context.Context, subject, typ string, u user, reason string) error {
+	err := c.o.Store.Commit(ctx, &store.Change{Actor: u.actor(), Events: []store.Event{{Subject: subject, Type: typ, Actor: u.actor(), Reason: reason}}})
+	if err != nil {
+		c.log.Warn("console: audit event not written", "subject", subject, "type", typ, "agent", u.Name, "error", err)
+	}
+	return err
+}
+
+// scopeFilter narrows a queue filter to the user's scope: a vendor's
+// tenant is forced; an insurer's destination must be one of its own ("":
+// every one of them, see list).
+func scopeFilter(u user, ff *filterForm, f *anomalies.Filter) {
+	switch u.Role {
+	case RoleVendor:
+		ff.Tenant, f.Tenant = u.Tenant, u.Tenant
+	case RoleInsurer:
+		if ff.Destination != "" && !u.hasDest(ff.Destination) {
+			ff.Destination, f.Destination = "", ""
+		}
+	}
+}
+
+// list is Queue.List within the user's scope: an insurer without a
+// destination filter gets its destinations' items merged, most urgent
+// first, at most f.Limit.
+func (c *Console) list(ctx context.Context, u user, f anomalies.Filter) ([]anomalies.Item, error) {
+	if u.Role != RoleInsurer || f.Destination != "" {
+		items, err := c.o.Queue.List(ctx, f)
+		return scopeItems(u, items), err
+	}
+	var all []anomalies.Item
+	for _, d := range u.Destinations {
+		g := f
+		g.Destination = d
+		items, err := c.o.Queue.List(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Due.Before(all[j].Due) })
+	if f.Limit > 0 && len(all) > f.Limit {
+		all = all[:f.Limit]
+	}
+	return scopeItems(u, all), nil
+}
+
+// scopeItems is a last check that nothing out of scope is shown.
+func scopeItems(u user, items []anomalies.Item) []anomalies.Item {
+	out := items[:0:0]
+	for _, it := range items {
+		if u.seesAnomaly(it.Anomaly) {
+			out = append(out, it)
+		}
+	}
+	return out
 }

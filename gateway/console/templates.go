@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/anomalies"
+	"github.com/octgw/oct/gateway/store"
 )
 
 var funcs = template.FuncMap{
@@ -40,6 +41,10 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
 	},
 	"mask": anomalies.MaskNIR,
+	"dec":  func(n uint64) uint64 { return n - 1 },
+	"flows": func() []string {
+		return []string{"", store.FlowB2, store.FlowCertificate, store.FlowPEC, store.FlowSCOR}
+	},
 	"join": strings.Join,
 	"lotof": func(subject string) string {
 		if id, ok := strings.CutPrefix(subject, "lot:"); ok {
@@ -67,9 +72,15 @@ th{background:#f1f3f5}tr.overdue td{background:#fff0f0}.overdue-tag{color:#b0002
 form.inline{display:inline}fieldset{margin:.6em 0;border:1px solid #ccc}legend{font-weight:bold}
 .msg{padding:.5em;background:#e8f5e9;border:1px solid #a5d6a7}.err{padding:.5em;background:#ffebee;border:1px solid #ef9a9a}
 code{background:#f1f3f5;padding:0 .2em}.filters label{margin-right:.8em}
+ol.timeline{list-style:none;padding:0;border-left:3px solid #1d3557;margin-left:.5em}ol.timeline li{margin:0 0 .4em;padding-left:.8em;position:relative}
+ol.timeline li::before{content:"";position:absolute;left:-.45em;top:.35em;width:.6em;height:.6em;border-radius:50%;background:#1d3557}
+ol.timeline li.anomaly::before{background:#b00020}ol.timeline li.return::before{background:#2e7d32}ol.timeline li.expect::before{background:#999}
+ol.timeline time{color:#555;font-variant-numeric:tabular-nums;margin-right:.6em}
+.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ccc;padding:.6em 1em;min-width:12em}.card strong{font-size:1.4em;display:block}
+svg .sent{fill:#1d3557}svg .neg{fill:#b00020}svg .rej{fill:#f4a261}svg text{font:10px system-ui,sans-serif;fill:#555}.legend span{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 1em}
 </style></head><body>
-<header><strong>OCT support</strong>{{if .Agent}}<a href="/console/">queue</a><a href="/console/bulk">bulk actions</a><a href="/">overview</a>
-<form method="post" action="/console/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><span id="agent">{{.Agent}}</span> <button>log out</button></form>{{end}}</header>
+<header><strong>OCT console</strong>{{if .Agent}}<a href="/console/dashboard">dashboard</a><a href="/console/search">search</a><a href="/console/">anomalies</a>{{if .CanAct}}<a href="/console/bulk" id="nav-bulk">bulk actions</a>{{end}}<a href="/console/referentials">referentials</a>
+<form method="post" action="/console/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><span id="agent">{{.Agent}}</span> <small id="role" data-role="{{.Role}}">({{.Role}}, {{.Scope}})</small> <button>log out</button></form>{{end}}</header>
 <main>{{template "body" .}}</main>
 <footer style="padding:0 1.5em;color:#777">{{.Now}}</footer>
 </body></html>{{end}}`
@@ -102,7 +113,7 @@ var pageBodies = map[string]string{
 
 	"queue": `{{define "body"}}{{with .Data}}<h1>Work queue</h1>
 <form method="get" action="/console/" class="filters" id="filters">{{template "filters" .}}<button id="filter">filter</button>
-<a href="/console/bulk?{{.Filter.Query}}">bulk action on this filter</a></form>
+{{if $.CanAct}}<a href="/console/bulk?{{.Filter.Query}}">bulk action on this filter</a>{{end}}</form>
 <p id="count">{{len .Items}} anomal{{if eq (len .Items) 1}}y{{else}}ies{{end}}{{if .Limited}} (first {{len .Items}} by SLA; narrow the filter){{end}}, most urgent first</p>
 {{template "items" .Items}}{{end}}{{end}}`,
 
@@ -121,7 +132,7 @@ var pageBodies = map[string]string{
 {{range .History}}<tr><td>{{ts .Time}}</td><td>{{.Actor}}</td><td>{{if eq .Type "transition"}}{{if .From}}{{.From}} → {{end}}{{.To}}{{else}}{{.Type}}{{end}}</td><td>{{mask .Reason}}</td></tr>{{end}}
 </table>
 
-<h2>Actions</h2>{{$active := or (eq .State "open") (eq .State "assigned")}}
+{{if $.CanAct}}<h2>Actions</h2>{{$active := or (eq .State "open") (eq .State "assigned")}}
 {{if $active}}<fieldset><legend>Assign</legend>
 <form method="post" action="/console/anomaly/{{$id}}/assign" class="inline"><input type="hidden" name="csrf" value="{{$csrf}}">
 <select name="agent" id="agent-select"><option value="auto">automatic (rules)</option>{{range .Agents}}<option>{{.}}</option>{{end}}</select>
@@ -153,7 +164,7 @@ var pageBodies = map[string]string{
 {{with .Lot}}<label><input type="checkbox" name="lot_too" value="1"> cancel the lot too</label>{{end}}
 </form></fieldset>{{end}}
 {{if eq .State "handed_back"}}<form method="post" action="/console/anomaly/{{$id}}/notify"><input type="hidden" name="csrf" value="{{$csrf}}"><button>notify the vendor again</button></form>{{end}}
-{{end}}{{end}}`,
+{{end}}{{end}}{{end}}`,
 
 	"bulk": `{{define "body"}}{{$csrf := .CSRF}}{{with .Data}}<h1>Bulk action</h1>
 {{if .Result}}{{with .Result}}<p class="msg" id="result">{{$.Data.Request.Action}}: {{.Done}} done, {{.Skipped}} skipped, {{.Failed}} failed (action <code>{{$.Data.Request.ID}}</code>)</p>
@@ -179,12 +190,16 @@ var pageBodies = map[string]string{
 <p><small>Running the same confirmation twice acts once per anomaly (action <code>{{.ActionID}}</code>); each item is recorded in the audit log.</small></p>
 </fieldset></form>{{end}}{{end}}{{end}}{{end}}`,
 
-	"lot": `{{define "body"}}{{with .Data}}<h1>Lot <code>{{.Lot.ID}}</code></h1>
-<p>File <a href="/console/file/{{.File.ID}}">{{.File.ID}}</a> ({{.File.Name}}, {{.File.Channel}}, received {{ts .File.ReceivedAt}}, <code>{{.File.State}}</code>, sha256 <code>{{short .File.SHA256}}</code>)
+	"lot": `{{define "body"}}{{with .Data}}<h1>Lot <code id="lot-id">{{.Lot.ID}}</code></h1>
+<p>File <a href="/console/file/{{.Lot.File}}">{{.Lot.File}}</a>{{if .FileVisible}} ({{.File.Name}}, {{.File.Channel}}, received {{ts .File.ReceivedAt}}, <code>{{.File.State}}</code>, sha256 <code>{{short .File.SHA256}}</code>){{end}}
 → lots: {{range .Siblings}}<a href="/console/lot/{{.ID}}">{{.ID}}</a> <code>{{.State}}</code> · {{end}}</p>
+{{if .Raw}}<p><a href="/console/lot/{{.Lot.ID}}/raw" id="raw-lot">download the lot file</a> <small>(holds personal data; the download is recorded)</small></p>{{end}}
 <table id="lot"><tr><th>tenant</th><td>{{.Lot.Tenant}}</td><th>émetteur</th><td>{{.Lot.Emitter}}</td><th>number</th><td>{{printf "%03d" .Lot.Number}}</td><th>date</th><td>{{.Lot.Date}}</td></tr>
 <tr><th>destination</th><td>{{.Lot.Destination}}</td><th>referential</th><td>{{.Lot.RefVersion}}</td><th>state</th><td id="lot-state">{{.Lot.State}}</td><th>amount</th><td>{{cents .Lot.Amount}} €</td></tr>
+<tr><th>flow</th><td id="lot-flow">{{or .Lot.Flow "b2"}}</td><th>reference</th><td>{{.Lot.Ref}}</td><th>status</th><td id="lot-status">{{.Lot.Status}}</td><th>PEC</th><td>{{.Lot.PEC}}</td></tr>
 <tr><th>replaces</th><td>{{with .Lot.Replaces}}<a href="/console/lot/{{.}}">{{.}}</a>{{end}}</td><th>rebuilt as</th><td colspan="5">{{range .ReplacedBy}}<a href="/console/lot/{{.ID}}">{{.ID}}</a> {{end}}</td></tr></table>
+<h2>Timeline</h2><ol class="timeline" id="timeline">
+{{range .Timeline}}<li class="{{.Class}}"><time>{{ts .Time}}</time><strong>{{.What}}</strong>{{with .Actor}} · {{.}}{{end}}{{with .Detail}} · {{.}}{{end}}</li>{{else}}<li>nothing yet</li>{{end}}</ol>
 <h2>Invoices</h2><table id="invoices"><tr><th>id</th><th>number</th><th>state</th><th>codes</th><th>billed</th><th>AMO</th><th>AMC</th><th>NIR (hash)</th></tr>
 {{range .Invoices}}<tr><td>{{.ID}}</td><td>{{.Number}}</td><td>{{.State}}</td><td>{{join .Codes " "}}</td><td>{{cents .Billed}}</td><td>{{cents .AMO}}</td><td>{{cents .AMCPart}}</td><td><code>{{short .NIRHash}}</code></td></tr>{{end}}</table>
 <h2>Send attempts</h2><table id="attempts"><tr><th>id</th><th>destination</th><th>resend</th><th>started</th><th>ended</th><th>outcome</th><th>message</th><th>detail</th></tr>
@@ -196,22 +211,28 @@ var pageBodies = map[string]string{
 {{if .ReturnsCut}}<p>Only the tenant's latest returns were searched.</p>{{end}}
 <h2>Anomalies</h2><table><tr><th>anomaly</th><th>kind</th><th>state</th><th>reason</th></tr>
 {{range .Anomalies}}<tr><td><a href="/console/anomaly/{{.ID}}">{{.ID}}</a></td><td>{{.Kind}}</td><td>{{.State}}</td><td>{{mask .Reason}}</td></tr>{{else}}<tr><td colspan="4">none</td></tr>{{end}}</table>
-<h2>History</h2><table><tr><th>time</th><th>actor</th><th>event</th><th>reason</th></tr>
-{{range .Events}}<tr><td>{{ts .Time}}</td><td>{{.Actor}}</td><td>{{if eq .Type "transition"}}{{if .From}}{{.From}} → {{end}}{{.To}}{{else}}{{.Type}}{{end}}</td><td>{{mask .Reason}}</td></tr>{{end}}</table>
 {{end}}{{end}}`,
 
 	"file": `{{define "body"}}{{with .Data}}<h1>File <code>{{.File.ID}}</code></h1>
-<table><tr><th>tenant</th><td>{{.File.Tenant}}</td></tr><tr><th>name</th><td>{{.File.Name}}</td></tr><tr><th>channel</th><td>{{.File.Channel}}</td></tr>
+{{if .Raw}}<p><a href="/console/file/{{.File.ID}}/raw" id="raw-file">download the file as received</a> <small>(holds personal data; the download is recorded)</small></p>{{end}}
+{{if .Own}}<table><tr><th>tenant</th><td>{{.File.Tenant}}</td></tr><tr><th>name</th><td>{{.File.Name}}</td></tr><tr><th>channel</th><td>{{.File.Channel}}</td></tr>
 <tr><th>format</th><td>{{.File.Format}}</td></tr><tr><th>received</th><td>{{ts .File.ReceivedAt}}</td></tr><tr><th>state</th><td>{{.File.State}}</td></tr>
-<tr><th>sha256</th><td><code>{{short .File.SHA256}}</code></td></tr><tr><th>size</th><td>{{.File.Size}} bytes</td></tr></table>
-<h2>Lots</h2><table><tr><th>lot</th><th>émetteur</th><th>number</th><th>destination</th><th>state</th><th>invoices</th><th>amount</th></tr>
+<tr><th>sha256</th><td><code>{{short .File.SHA256}}</code></td></tr><tr><th>size</th><td>{{.File.Size}} bytes</td></tr></table>{{else}}<p>Only the lots addressed to your destinations are shown.</p>{{end}}
+<h2>Lots</h2><table id="lots"><tr><th>lot</th><th>émetteur</th><th>number</th><th>destination</th><th>state</th><th>invoices</th><th>amount</th></tr>
 {{range .Lots}}<tr><td><a href="/console/lot/{{.ID}}">{{.ID}}</a></td><td>{{.Emitter}}</td><td>{{printf "%03d" .Number}}</td><td>{{.Destination}}</td><td>{{.State}}</td><td>{{.Invoices}}</td><td>{{cents .Amount}}</td></tr>{{end}}</table>
 {{end}}{{end}}`,
 }
 
 var pages = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
+	all := map[string]string{}
 	for name, body := range pageBodies {
+		all[name] = body
+	}
+	for name, body := range morePages {
+		all[name] = body
+	}
+	for name, body := range all {
 		t := template.Must(template.New(name).Funcs(funcs).Parse(layout))
 		template.Must(t.Parse(filterFields))
 		template.Must(t.Parse(itemRows))
