@@ -168,8 +168,8 @@ func TestRoutesByRole(t *testing.T) {
 func TestScopedLists(t *testing.T) {
 	e := newEnv(t)
 	type expect struct {
-		agent     string
-		path      string
+		agent      string
+		path       string
 		has, hasnt []string
 	}
 	for _, x := range []expect{
