@@ -3,6 +3,7 @@ package certificate
 import (
 	"bytes"
 	"encoding/json"
+	"sort"
 	"strconv"
 
 	"github.com/octgw/oct/formats/fixed"
@@ -22,6 +23,9 @@ func (n node) present() bool { return n.v != nil }
 // object or has no such member).
 func (n node) member(k string) node {
 	m, _ := n.v.(map[string]any)
+	if n.path == "" {
+		return node{v: m[k], path: k}
+	}
 	return node{v: m[k], path: n.path + "." + k}
 }
 
@@ -35,11 +39,24 @@ func (n node) index(i int) node {
 	return node{v: a[i], path: p}
 }
 
-// walker reads nodes and reports type errors into its collector.
-type walker struct{ c *fixed.Collector }
+// walker reads nodes and reports type errors into its collector. bad
+// holds the paths already reported (type or format errors), so that the
+// semantic checks do not report the zero value left there again.
+type walker struct {
+	c   *fixed.Collector
+	bad map[string]bool
+}
 
 func (w *walker) typeErr(n node, want string) {
 	w.c.Addf(ErrJSONType, 0, n.path, "want %s", want)
+	w.mark(n.path)
+}
+
+func (w *walker) mark(path string) {
+	if w.bad == nil {
+		w.bad = map[string]bool{}
+	}
+	w.bad[path] = true
 }
 
 // object reports whether n is an object; a present non-object is a type error.
@@ -94,6 +111,33 @@ func (w *walker) need(n node) string {
 		}
 	}
 	return s
+}
+
+// closed reports every member of the object n that is not in keys
+// (ErrUnknownField): oct-cert/1 objects are closed.
+func (w *walker) closed(n node, keys ...string) {
+	m, _ := n.v.(map[string]any)
+	for _, k := range sortedKeys(m) {
+		known := false
+		for _, kk := range keys {
+			if k == kk {
+				known = true
+				break
+			}
+		}
+		if !known {
+			w.c.Addf(ErrUnknownField, 0, n.member(k).path, "member not defined by %s", Version)
+		}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // modifiers reports a modifierExtension on n: FHIR forbids ignoring one,

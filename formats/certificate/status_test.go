@@ -191,14 +191,14 @@ func TestIsTask(t *testing.T) {
 	for in, want := range map[string]bool{
 		okTask: true,
 		`  {"id":"1","meta":{"a":[1,{"resourceType":"Task"}]},"resourceType":"Task"}`: true,
-		"\xef\xbb\xbf{\"resourceType\":\"Task\"}":                                  true,
-		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Task"}}]}`: false,
-		`{"meta":{"resourceType":"Task"}}`:                                         false,
-		`{"resourceType":17}`:                                                      false,
-		`["resourceType","Task"]`:                                                  false,
-		`{"resourceType"`:                                                          false,
-		"\xff\xd8\xff":                                                             false,
-		"":                                                                         false,
+		"\xef\xbb\xbf{\"resourceType\":\"Task\"}":                                     true,
+		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Task"}}]}`:    false,
+		`{"meta":{"resourceType":"Task"}}`:                                            false,
+		`{"resourceType":17}`:                                                         false,
+		`["resourceType","Task"]`:                                                     false,
+		`{"resourceType"`:                                                             false,
+		"\xff\xd8\xff":                                                                false,
+		"":                                                                            false,
 	} {
 		if got := IsTask([]byte(in)); got != want {
 			t.Errorf("IsTask(%.40q) = %v", in, got)
