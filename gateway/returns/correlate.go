@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,20 +29,19 @@ const (
 	OutcomeOrphan      = "orphan"      // nothing matched, or several things did: anomaly
 )
 
-// plan builds the store.Change for one message. It caches what it read and
-// tracks the states its own transitions lead to, so that a message touching
-// the same lot or invoice twice stays consistent.
+// plan builds the store.Change for one message. What it reads is cached in
+// its view, which tracks the states its own transitions (and those of the
+// messages planned before it in the same batch) lead to, so that a message
+// or a batch touching the same lot or invoice twice stays consistent.
 type plan struct {
 	p        *Processor
+	v        *view
 	sum      string
 	parts    []Part
 	partSums []string
 	now      time.Time
 
-	lots      map[string]*store.Lot
-	queries   map[store.LotQuery][]string
-	invs      map[string][]*store.Invoice // by lot id
-	invPut    map[string]int              // invoice id → index in invoices
+	invPut    map[string]int // invoice id → index in invoices
 	invoices  []store.Invoice
 	expPut    map[string]int
 	exps      []store.Expectation
@@ -54,9 +54,71 @@ type plan struct {
 	mark      marker
 }
 
-func (p *Processor) newPlan(sum string, parts []Part, partSums []string) *plan {
-	return &plan{p: p, sum: sum, parts: parts, partSums: partSums, now: p.o.Now().UTC(),
-		lots: map[string]*store.Lot{}, queries: map[store.LotQuery][]string{}, invs: map[string][]*store.Invoice{},
+// view is what the plans of one batch see of the journal: the lots,
+// invoices and expectations read, as the earlier messages of the batch left
+// them (their Changes are not committed yet), and the messages already
+// planned. A batch of messages is thus planned exactly as if each had been
+// committed before the next was read.
+type view struct {
+	p       *Processor
+	lots    map[string]*store.Lot
+	queries map[store.LotQuery][]string
+	invs    map[string][]*store.Invoice    // by lot id
+	exps    map[string][]store.Expectation // by lot id
+	pending map[string]marker              // message sum → marker of a message planned in this batch
+}
+
+func (p *Processor) newView() *view {
+	return &view{p: p, lots: map[string]*store.Lot{}, queries: map[store.LotQuery][]string{},
+		invs: map[string][]*store.Invoice{}, exps: map[string][]store.Expectation{}, pending: map[string]marker{}}
+}
+
+// applied finds the marker of a message: planned earlier in this batch, or
+// committed in the journal.
+func (v *view) applied(ctx context.Context, sum string) (marker, bool, error) {
+	if m, ok := v.pending[sum]; ok {
+		return m, true, nil
+	}
+	return v.p.applied(ctx, sum)
+}
+
+// expectations of a lot: as read, with the puts of the plans done in this
+// batch.
+func (v *view) expectations(ctx context.Context, lot string) ([]store.Expectation, error) {
+	if es, ok := v.exps[lot]; ok {
+		return es, nil
+	}
+	es, err := v.p.o.Journal.Expectations(ctx, lot)
+	if err != nil {
+		return nil, fmt.Errorf("returns: expectations of %s: %w", lot, err)
+	}
+	v.exps[lot] = es
+	return es, nil
+}
+
+// done records a finished plan in the view: later messages of the batch
+// see its marker and its expectation puts. (Its lot and invoice moves are
+// already in the shared lots and invoices.)
+func (v *view) done(ctx context.Context, pl *plan) error {
+	v.pending[pl.sum] = pl.mark
+	for _, e := range pl.exps {
+		es, err := v.expectations(ctx, e.Lot)
+		if err != nil {
+			return err
+		}
+		es = slices.Clone(es)
+		if i := slices.IndexFunc(es, func(x store.Expectation) bool { return x.ID == e.ID }); i >= 0 {
+			es[i] = e
+		} else {
+			es = append(es, e)
+		}
+		v.exps[e.Lot] = es
+	}
+	return nil
+}
+
+func (p *Processor) newPlan(v *view, sum string, parts []Part, partSums []string) *plan {
+	return &plan{p: p, v: v, sum: sum, parts: parts, partSums: partSums, now: p.o.Now().UTC(),
 		invPut: map[string]int{}, expPut: map[string]int{}, anomIDs: map[string]bool{}, tenants: map[int][]string{},
 		mark: marker{Parts: len(parts)}}
 }
@@ -175,24 +237,25 @@ func emitterKeys(s string) []string {
 // findLots reads the lots matching q (cached), as plan-tracked pointers.
 func (pl *plan) findLots(ctx context.Context, q store.LotQuery) ([]*store.Lot, error) {
 	q.Limit = maxCandidates
-	ids, ok := pl.queries[q]
+	v := pl.v
+	ids, ok := v.queries[q]
 	if !ok {
 		ls, err := pl.p.o.Journal.Lots(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("returns: find lots: %w", err)
 		}
 		for i := range ls {
-			if _, seen := pl.lots[ls[i].ID]; !seen {
+			if _, seen := v.lots[ls[i].ID]; !seen {
 				l := ls[i]
-				pl.lots[l.ID] = &l
+				v.lots[l.ID] = &l
 			}
 			ids = append(ids, ls[i].ID)
 		}
-		pl.queries[q] = ids
+		v.queries[q] = ids
 	}
 	out := make([]*store.Lot, len(ids))
 	for i, id := range ids {
-		out[i] = pl.lots[id]
+		out[i] = v.lots[id]
 	}
 	return out, nil
 }
@@ -216,7 +279,7 @@ func (pl *plan) lotsByKeys(ctx context.Context, emitters []string, number int, d
 }
 
 func (pl *plan) invoicesOf(ctx context.Context, lot string) ([]*store.Invoice, error) {
-	if v, ok := pl.invs[lot]; ok {
+	if v, ok := pl.v.invs[lot]; ok {
 		return v, nil
 	}
 	is, err := pl.p.o.Journal.Invoices(ctx, lot)
@@ -227,7 +290,7 @@ func (pl *plan) invoicesOf(ctx context.Context, lot string) ([]*store.Invoice, e
 	for i := range is {
 		out[i] = &is[i]
 	}
-	pl.invs[lot] = out
+	pl.v.invs[lot] = out
 	return out, nil
 }
 
@@ -290,9 +353,9 @@ func (pl *plan) maybeSettle(ctx context.Context, l *store.Lot) error {
 // satisfy marks the lot's unsatisfied expectations of a kind as satisfied
 // by a return.
 func (pl *plan) satisfy(ctx context.Context, lot, kind, ret string) error {
-	es, err := pl.p.o.Journal.Expectations(ctx, lot)
+	es, err := pl.v.expectations(ctx, lot)
 	if err != nil {
-		return fmt.Errorf("returns: expectations of %s: %w", lot, err)
+		return err
 	}
 	for _, e := range es {
 		if e.Kind != kind || e.SatisfiedBy != "" {

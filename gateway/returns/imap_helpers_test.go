@@ -105,9 +105,10 @@ func count(t *testing.T, c *imapclient.Client, mailbox string) int {
 
 // countingHandler wraps a Handler and counts calls per message content.
 type countingHandler struct {
-	h     Handler
-	mu    sync.Mutex
-	calls map[string]int
+	h       Handler
+	mu      sync.Mutex
+	calls   map[string]int
+	batches int
 }
 
 func newCounting(h Handler) *countingHandler { return &countingHandler{h: h, calls: map[string]int{}} }
@@ -118,6 +119,30 @@ func (c *countingHandler) Process(ctx context.Context, raw []byte) (Outcome, err
 	c.calls[hex.EncodeToString(s[:])]++
 	c.mu.Unlock()
 	return c.h.Process(ctx, raw)
+}
+
+// ProcessBatch counts each message and hands the batch on when the
+// wrapped Handler takes batches.
+func (c *countingHandler) ProcessBatch(ctx context.Context, raws [][]byte) ([]Outcome, int, error) {
+	c.mu.Lock()
+	c.batches++
+	for _, raw := range raws {
+		s := sha256.Sum256(raw)
+		c.calls[hex.EncodeToString(s[:])]++
+	}
+	c.mu.Unlock()
+	if bh, ok := c.h.(BatchHandler); ok {
+		return bh.ProcessBatch(ctx, raws)
+	}
+	outs := make([]Outcome, len(raws))
+	for i, raw := range raws {
+		out, err := c.h.Process(ctx, raw)
+		outs[i] = out
+		if err != nil {
+			return outs, i, err
+		}
+	}
+	return outs, len(raws), nil
 }
 
 func (c *countingHandler) of(raw []byte) int {

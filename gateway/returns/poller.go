@@ -22,6 +22,15 @@ type Handler interface {
 	Process(ctx context.Context, raw []byte) (Outcome, error)
 }
 
+// BatchHandler is a Handler that also applies several messages at once,
+// in order, with the contract of Processor.ProcessBatch: outs[i] for each
+// message, the first n done, raws[n] failed with err. The Poller hands
+// each chunk of a round to ProcessBatch when its Handler has it.
+type BatchHandler interface {
+	Handler
+	ProcessBatch(ctx context.Context, raws [][]byte) (outs []Outcome, n int, err error)
+}
+
 // TLS modes of the IMAP connection.
 const (
 	TLSNone     = "none"     // plain IMAP: loopback and tests only
@@ -51,7 +60,13 @@ type PollerOptions struct {
 	// it even without news (default 5m; go-imap renews IDLE every 28m).
 	IdleRecheck time.Duration
 	// Batch bounds the messages handled per search round (default 50).
+	// They are fetched and processed together (BatchHandler), moved with
+	// one MOVE per folder and the cursor is saved once.
 	Batch int
+	// MaxBatchBytes bounds the bytes of the messages fetched and processed
+	// together (a round is split in chunks; a chunk holds at least one
+	// message); default MaxMessageBytes.
+	MaxBatchBytes int64
 	// MaxMessageBytes: a larger message is not fetched; it is moved to the
 	// unparsable folder (default 64 MiB).
 	MaxMessageBytes int64
@@ -78,7 +93,7 @@ type PollerStats struct {
 
 // Poller watches an IMAP mailbox and hands every new message to its
 // Handler, once: the UIDVALIDITY and last UID processed are saved in the
-// Cursor after each message is applied and moved, and the Handler is
+// Cursor after the messages are applied and moved, and the Handler is
 // idempotent on content, so a restart or a UIDVALIDITY change never applies
 // a message twice.
 type Poller struct {
@@ -119,6 +134,9 @@ func NewPoller(o PollerOptions) (*Poller, error) {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 64 << 20
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = o.MaxMessageBytes
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
@@ -321,7 +339,8 @@ func (p *Poller) folders(c *imapclient.Client) (string, string, error) {
 }
 
 // round searches the UIDs after *last and handles up to Batch of them in
-// UID order. more reports that the batch was full.
+// UID order, in chunks of at most MaxBatchBytes. more reports that the
+// batch was full.
 func (p *Poller) round(ctx context.Context, c *imapclient.Client, validity uint32, last *uint32, processed, unparsable string) (more bool, err error) {
 	p.rounds.Add(1)
 	crit := &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(*last + 1), Stop: 0}}}}
@@ -339,72 +358,160 @@ func (p *Poller) round(ctx context.Context, c *imapclient.Client, validity uint3
 	if len(uids) > p.o.Batch {
 		uids, more = uids[:p.o.Batch], true
 	}
-	for _, uid := range uids {
-		if err := ctx.Err(); err != nil {
+	if len(uids) == 0 {
+		return more, nil
+	}
+	sz, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return false, fmt.Errorf("fetch sizes: %w", err)
+	}
+	sizes := make(map[imap.UID]int64, len(sz))
+	for _, m := range sz {
+		sizes[m.UID] = m.RFC822Size
+	}
+	for len(uids) > 0 {
+		// A chunk: as many messages as fit in MaxBatchBytes, at least one.
+		n, total := 0, int64(0)
+		for n < len(uids) {
+			s, ok := sizes[uids[n]]
+			if ok && s <= p.o.MaxMessageBytes {
+				if n > 0 && total+s > p.o.MaxBatchBytes {
+					break
+				}
+				total += s
+			}
+			n++
+		}
+		if err := p.chunk(ctx, c, uids[:n], sizes, validity, last, processed, unparsable); err != nil {
 			return false, err
 		}
-		dest, dup, err := p.message(ctx, c, uid, processed, unparsable)
-		if err != nil {
-			return false, fmt.Errorf("message uid %d: %w", uid, err)
+		uids = uids[n:]
+	}
+	return more, nil
+}
+
+// chunk fetches the messages of uids (BODY.PEEK[]: the \Seen flag is left
+// alone), processes them in UID order as one batch, moves those done to
+// their folder and saves the cursor after the last one done. A message
+// whose processing fails stops the chunk there: it and the ones after it
+// stay in the mailbox, before the cursor, and the error ends the session.
+func (p *Poller) chunk(ctx context.Context, c *imapclient.Client, uids []imap.UID, sizes map[imap.UID]int64,
+	validity uint32, last *uint32, processed, unparsable string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dest := make(map[imap.UID]string, len(uids)) // "" when the message is gone
+	var want []imap.UID
+	for _, uid := range uids {
+		s, ok := sizes[uid]
+		switch {
+		case !ok: // expunged by someone else meanwhile
+		case s > p.o.MaxMessageBytes:
+			p.o.Logger.Warn("returns: message too large, moved without processing", "uid", uid,
+				"size", s, "limit", p.o.MaxMessageBytes)
+			dest[uid] = unparsable
+		default:
+			want = append(want, uid)
 		}
-		if dest != "" {
-			if _, err := c.Move(imap.UIDSetNum(uid), dest).Wait(); err != nil {
-				return false, fmt.Errorf("move uid %d to %s: %w", uid, dest, err)
+	}
+	raws := map[imap.UID][]byte{}
+	if len(want) > 0 {
+		section := &imap.FetchItemBodySection{Peek: true}
+		msgs, err := c.Fetch(imap.UIDSetNum(want...),
+			&imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		for _, m := range msgs {
+			raws[m.UID] = m.FindBodySection(section)
+		}
+	}
+	var order []imap.UID // messages to process, in UID order
+	for _, uid := range want {
+		if _, ok := raws[uid]; ok {
+			order = append(order, uid)
+		}
+	}
+	dup := map[imap.UID]bool{}
+	failed, ferr := imap.UID(0), error(nil) // the first message not done
+	for len(order) > 0 {
+		batch := make([][]byte, len(order))
+		for i, uid := range order {
+			batch[i] = raws[uid]
+		}
+		outs, n, err := p.handle(ctx, batch)
+		for i := 0; i < n; i++ {
+			dest[order[i]] = processed
+			if outs[i].Unparsable {
+				dest[order[i]] = unparsable
+			}
+			dup[order[i]] = outs[i].Duplicate
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrTooLarge) {
+			dest[order[n]] = unparsable
+			order = order[n+1:]
+			continue
+		}
+		failed, ferr = order[n], fmt.Errorf("message uid %d: %w", order[n], err)
+		break
+	}
+	// Done: every uid before the failed one. Move them, then save the cursor.
+	done := uids
+	if ferr != nil {
+		done = uids[:slices.Index(uids, failed)]
+	}
+	for _, folder := range []string{processed, unparsable} {
+		var set []imap.UID
+		for _, uid := range done {
+			if dest[uid] == folder {
+				set = append(set, uid)
 			}
 		}
-		*last = uint32(uid)
-		if err := p.o.Cursor.Save(ctx, p.o.Mailbox, validity, *last); err != nil {
-			return false, err
+		if len(set) == 0 {
+			continue
 		}
-		switch dest { // counted once the message is moved and the cursor saved
+		if _, err := c.Move(imap.UIDSetNum(set...), folder).Wait(); err != nil {
+			return fmt.Errorf("move %d message(s) to %s: %w", len(set), folder, err)
+		}
+	}
+	if len(done) > 0 {
+		*last = uint32(done[len(done)-1])
+		if err := p.o.Cursor.Save(ctx, p.o.Mailbox, validity, *last); err != nil {
+			return err
+		}
+	}
+	for _, uid := range done { // counted once the messages are moved and the cursor saved
+		switch dest[uid] {
 		case processed:
 			p.processed.Add(1)
 		case unparsable:
 			p.unparsable.Add(1)
 		}
-		if dup {
+		if dup[uid] {
 			p.duplicates.Add(1)
 		}
 	}
-	return more, nil
+	return ferr
 }
 
-// message fetches one message (BODY.PEEK[]: the \Seen flag is left alone)
-// and processes it. It returns the folder to move it to ("" when the
-// message is gone) and whether it had been applied before.
-func (p *Poller) message(ctx context.Context, c *imapclient.Client, uid imap.UID, processed, unparsable string) (string, bool, error) {
-	set := imap.UIDSetNum(uid)
-	sz, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
-	if err != nil {
-		return "", false, fmt.Errorf("fetch size: %w", err)
+// handle processes raws in order with the Handler: as one batch when it
+// is a BatchHandler, else one by one until one fails.
+func (p *Poller) handle(ctx context.Context, raws [][]byte) ([]Outcome, int, error) {
+	if bh, ok := p.o.Handler.(BatchHandler); ok {
+		return bh.ProcessBatch(ctx, raws)
 	}
-	if len(sz) == 0 {
-		return "", false, nil // expunged by someone else meanwhile
+	outs := make([]Outcome, len(raws))
+	for i, raw := range raws {
+		out, err := p.o.Handler.Process(ctx, raw)
+		outs[i] = out
+		if err != nil {
+			return outs, i, err
+		}
 	}
-	if sz[0].RFC822Size > p.o.MaxMessageBytes {
-		p.o.Logger.Warn("returns: message too large, moved without processing", "uid", uid,
-			"size", sz[0].RFC822Size, "limit", p.o.MaxMessageBytes)
-		return unparsable, false, nil
-	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-	if err != nil {
-		return "", false, fmt.Errorf("fetch: %w", err)
-	}
-	if len(msgs) == 0 {
-		return "", false, nil
-	}
-	out, err := p.o.Handler.Process(ctx, msgs[0].FindBodySection(section))
-	if errors.Is(err, ErrTooLarge) {
-		return unparsable, false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	if out.Unparsable {
-		return unparsable, out.Duplicate, nil
-	}
-	return processed, out.Duplicate, nil
+	return outs, len(raws), nil
 }
 
 // idle waits in IDLE for news (EXISTS), IdleRecheck or the end of ctx.

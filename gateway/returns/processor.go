@@ -21,6 +21,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/octgw/oct/formats/arl"
@@ -157,72 +160,298 @@ const EventApplied = "return-applied"
 // Process applies one raw return message. It returns an error only when
 // the message must be tried again later (store or relay unavailable,
 // conflicts that did not settle, context ended); an unparsable message is
-// not an error: it is recorded and reported in the Outcome.
+// not an error: it is recorded and reported in the Outcome. It is
+// ProcessBatch with one message.
 func (p *Processor) Process(ctx context.Context, raw []byte) (Outcome, error) {
-	h := sha256.Sum256(raw)
-	sum := hex.EncodeToString(h[:])
-	out := Outcome{SHA256: sum}
-	if int64(len(raw)) > p.o.MaxMessageBytes {
-		return out, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), p.o.MaxMessageBytes)
+	outs, _, err := p.ProcessBatch(ctx, [][]byte{raw})
+	return outs[0], err
+}
+
+// item is one message of a batch.
+type item struct {
+	raw      []byte
+	sum      string
+	parts    []Part
+	derr     error    // decoding error: the message is unparsable
+	partSums []string // sha256 of each part's Data
+	kept     bool     // raw message and parts durably in Blobs
+	err      error    // cannot be processed at all (ErrTooLarge)
+
+	plan *plan  // nil: a duplicate (applied earlier, or earlier in the batch)
+	dup  marker // the marker found, for a duplicate
+}
+
+// ProcessBatch applies raw return messages in their order with the effect
+// of calling Process on each in turn, but with grouped durability: the
+// messages are decoded and their blobs kept concurrently (the blob
+// directory makes concurrent Puts durable with one shared sync), they are
+// correlated one after the other against a view of the journal that
+// includes the changes of the messages before them (an ARL and the RSP of
+// the same lot, or two copies of one message, in one batch give what they
+// give one by one), and everything is written in ONE store.Change: one
+// commit, atomic, with every message's marker event. Only then are the
+// files relayed and OnReturn called (once).
+//
+// outs holds one Outcome per message (SHA256 always set). The first n
+// messages are done: applied (or found applied) and relayed. When n <
+// len(raws), raws[n] failed with err, exactly as Process would have failed
+// on it (ErrTooLarge, ErrNotYet, store, blob or relay errors, context), and
+// the messages after it are not done: some of them may be committed (when
+// the relay of raws[n] failed), and handing them again later is harmless
+// (content idempotency). Callers that keep the order of a mailbox process
+// raws[n] and the rest again later; messages before n may be marked done.
+//
+// A batch whose commit fails for another reason than a conflict is applied
+// again message by message, so that one bad message does not hold back the
+// ones before it.
+func (p *Processor) ProcessBatch(ctx context.Context, raws [][]byte) (outs []Outcome, n int, err error) {
+	items := make([]item, len(raws))
+	outs = make([]Outcome, len(raws))
+	for i, raw := range raws {
+		h := sha256.Sum256(raw)
+		items[i].raw, items[i].sum = raw, hex.EncodeToString(h[:])
+		outs[i].SHA256 = items[i].sum
 	}
-	bsum, _, err := p.o.Blobs.Put(ctx, bytes.NewReader(raw), int64(len(raw)))
-	if err != nil {
-		return out, fmt.Errorf("returns: keep message: %w", err)
-	}
-	if bsum != sum {
-		return out, fmt.Errorf("returns: blob store gave sum %s for %s", bsum, sum)
-	}
-	parts, derr := Decode(raw, p.o.Decode)
-	partSums := make([]string, len(parts))
-	for i, pt := range parts {
-		s, _, err := p.o.Blobs.Put(ctx, bytes.NewReader(pt.Data), int64(len(pt.Data)))
-		if err != nil {
-			return out, fmt.Errorf("returns: keep part %d: %w", i, err)
+	// 1. Decode, concurrently (CPU): stop at the first message too large.
+	limit := len(items)
+	for i := range items {
+		if int64(len(raws[i])) > p.o.MaxMessageBytes {
+			items[i].err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raws[i]), p.o.MaxMessageBytes)
+			limit = i
+			break
 		}
-		partSums[i] = s
 	}
-	for attempt := 0; attempt < p.o.Retries; attempt++ {
+	p.each(limit, runtime.GOMAXPROCS(0), func(i int) error {
+		it := &items[i]
+		it.parts, it.derr = Decode(it.raw, p.o.Decode)
+		it.partSums = make([]string, len(it.parts))
+		for k, pt := range it.parts {
+			s := sha256.Sum256(pt.Data)
+			it.partSums[k] = hex.EncodeToString(s[:])
+		}
+		return nil
+	})
+	stop, stopErr := limit, error(nil)
+	if limit < len(items) {
+		stopErr = items[limit].err
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt == p.o.Retries {
+			if limit > 1 {
+				return p.oneByOne(ctx, raws, outs)
+			}
+			return outs, 0, fmt.Errorf("%w (%d attempts)", ErrConflict, p.o.Retries)
+		}
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return outs, 0, err
 		}
-		mark, found, err := p.applied(ctx, sum)
-		if err != nil {
-			return out, err
+		// 2. Plan in order, each message seeing the ones before it.
+		v := p.newView()
+		planned := 0
+		var perr error
+		for i := 0; i < stop; i++ {
+			it := &items[i]
+			it.plan, it.dup = nil, marker{}
+			mark, found, err := v.applied(ctx, it.sum)
+			if err != nil {
+				perr = err
+				break
+			}
+			if found {
+				it.dup = mark
+				planned++
+				continue
+			}
+			pl := p.newPlan(v, it.sum, it.parts, it.partSums)
+			if it.derr != nil {
+				pl.unparsable(it.derr)
+			} else if err := pl.correlate(ctx); err != nil {
+				perr = err
+				break
+			}
+			if err := v.done(ctx, pl); err != nil {
+				perr = err
+				break
+			}
+			it.plan = pl
+			planned++
 		}
-		if found {
-			out.Duplicate = true
-			out.Unparsable = derr != nil
-			n, err := p.relay(ctx, mark.Relay, parts)
-			out.Relayed = n
-			return out, err
+		if planned < stop {
+			stop, stopErr = planned, perr
 		}
-		pl := p.newPlan(sum, parts, partSums)
-		if derr != nil {
-			pl.unparsable(derr)
-			out.Unparsable, out.Reason = true, reasonOf(derr)
-		} else if err := pl.correlate(ctx); err != nil {
-			return out, err
+		// 3. Keep the blobs of the new messages (raw message and parts),
+		// all at once: blobdir makes concurrent Puts durable with a shared
+		// sync. Done once, whatever the attempts.
+		if i, err := p.keepAll(ctx, items[:stop]); err != nil {
+			stop, stopErr = i, err
 		}
-		c := pl.change()
-		err = p.o.Journal.Commit(ctx, c)
-		if errors.Is(err, store.ErrConflict) {
-			p.o.Logger.Info("returns: conflict, retrying", "message", sum[:16], "attempt", attempt+1)
-			continue
+		// 4. One commit for every new message before stop.
+		c := &store.Change{Actor: p.o.Actor}
+		news := 0
+		for i := 0; i < stop; i++ {
+			if pl := items[i].plan; pl != nil {
+				appendChange(c, pl.change())
+				news++
+			}
 		}
-		if err != nil {
-			return out, fmt.Errorf("returns: commit: %w", err)
+		if news > 0 {
+			err := p.o.Journal.Commit(ctx, c)
+			if errors.Is(err, store.ErrConflict) {
+				p.o.Logger.Info("returns: conflict, retrying", "messages", news, "first", items[0].sum[:16],
+					"attempt", attempt+1)
+				stop, stopErr = limit, nil
+				if limit < len(items) {
+					stopErr = items[limit].err
+				}
+				continue
+			}
+			if err != nil && news > 1 {
+				p.o.Logger.Warn("returns: batch commit failed, applying its messages one by one",
+					"messages", news, "error", err)
+				return p.oneByOne(ctx, raws, outs)
+			}
+			if err != nil {
+				return outs, 0, fmt.Errorf("returns: commit: %w", err)
+			}
 		}
-		out.Returns, out.Anomalies = pl.refs, pl.anomalyKinds()
-		p.o.Logger.Info("returns: applied", "message", sum[:16], "returns", len(pl.refs),
-			"anomalies", len(pl.anomalies), "unparsable", out.Unparsable)
-		if p.o.OnReturn != nil && len(pl.refs) > 0 {
+		// 5. Report, wake the feed, relay in order.
+		woke := false
+		for i := 0; i < stop; i++ {
+			it, out := &items[i], &outs[i]
+			out.Unparsable = it.derr != nil
+			if it.plan == nil {
+				out.Duplicate = true
+				continue
+			}
+			pl := it.plan
+			if it.derr != nil {
+				out.Reason = reasonOf(it.derr)
+			}
+			out.Returns, out.Anomalies = pl.refs, pl.anomalyKinds()
+			woke = woke || len(pl.refs) > 0
+			p.o.Logger.Info("returns: applied", "message", it.sum[:16], "returns", len(pl.refs),
+				"anomalies", len(pl.anomalies), "unparsable", out.Unparsable)
+		}
+		if woke && p.o.OnReturn != nil {
 			p.o.OnReturn()
 		}
-		n, err := p.relay(ctx, pl.mark.Relay, parts)
-		out.Relayed = n
-		return out, err
+		for i := 0; i < stop; i++ {
+			it := &items[i]
+			rel := it.dup.Relay
+			if it.plan != nil {
+				rel = it.plan.mark.Relay
+			}
+			k, err := p.relay(ctx, rel, it.parts)
+			outs[i].Relayed = k
+			if err != nil {
+				return outs, i, err
+			}
+		}
+		return outs, stop, stopErr
 	}
-	return out, fmt.Errorf("%w (%d attempts)", ErrConflict, p.o.Retries)
+}
+
+// maxPuts bounds the concurrent Puts of a batch.
+const maxPuts = 128
+
+// keepAll puts the raw message and the parts of every new item not kept
+// yet in Blobs, concurrently; they are durable when it returns. On error it
+// returns the index of the first item not kept.
+func (p *Processor) keepAll(ctx context.Context, items []item) (int, error) {
+	type put struct {
+		item, part int // part -1: the raw message
+	}
+	var puts []put
+	for i := range items {
+		if items[i].plan == nil || items[i].kept {
+			continue
+		}
+		puts = append(puts, put{i, -1})
+		for k := range items[i].parts {
+			puts = append(puts, put{i, k})
+		}
+	}
+	errs := p.each(len(puts), maxPuts, func(j int) error {
+		it, k := &items[puts[j].item], puts[j].part
+		data, want, what := it.raw, it.sum, "message"
+		if k >= 0 {
+			data, want, what = it.parts[k].Data, it.partSums[k], fmt.Sprintf("part %d", k)
+		}
+		sum, _, err := p.o.Blobs.Put(ctx, bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return fmt.Errorf("returns: keep %s: %w", what, err)
+		}
+		if sum != want {
+			return fmt.Errorf("returns: blob store gave sum %s for the %s of %s", sum, what, it.sum[:16])
+		}
+		return nil
+	})
+	first, ferr := len(items), error(nil)
+	for j, err := range errs {
+		if err != nil && puts[j].item < first {
+			first, ferr = puts[j].item, err
+		}
+	}
+	for i := 0; i < first; i++ {
+		items[i].kept = items[i].kept || items[i].plan != nil
+	}
+	return first, ferr
+}
+
+// oneByOne applies the messages with Process, one after the other, until
+// one fails.
+func (p *Processor) oneByOne(ctx context.Context, raws [][]byte, outs []Outcome) ([]Outcome, int, error) {
+	for i, raw := range raws {
+		out, err := p.Process(ctx, raw)
+		outs[i] = out
+		if err != nil {
+			return outs, i, err
+		}
+	}
+	return outs, len(raws), nil
+}
+
+// each runs fn(0..n-1) on at most workers goroutines and returns their
+// errors by index; every goroutine has ended when it returns. One worker
+// (or one call) runs in the caller's goroutine.
+func (p *Processor) each(n, workers int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			errs[i] = fn(i)
+		}
+		return errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// appendChange adds the records of d to c, after those already in c: the
+// store applies a Change in field order and its transitions in order, so
+// the transitions of a later message chain after those of an earlier one.
+func appendChange(c, d *store.Change) {
+	c.Invoices = append(c.Invoices, d.Invoices...)
+	c.Expectations = append(c.Expectations, d.Expectations...)
+	c.Returns = append(c.Returns, d.Returns...)
+	c.Anomalies = append(c.Anomalies, d.Anomalies...)
+	c.Transitions = append(c.Transitions, d.Transitions...)
+	c.Events = append(c.Events, d.Events...)
 }
 
 // marker is the Data of the applied-message event: enough to relay again.
