@@ -82,10 +82,13 @@ type Config struct {
 	ARLDelayJitter time.Duration
 	RSPDelayJitter time.Duration
 
-	Hostname string       // TLS certificate name and SMTP greeting [localhost]
-	KeyBits  int          // RSA size of the caisse keys [2048]
-	Clock    Clock        // [RealClock]
-	Logger   *slog.Logger // [discard]
+	Hostname string // TLS certificate name and SMTP greeting [localhost]
+	// TLSCertificate, when set, is served by every TLS endpoint instead of
+	// the self-signed certificate made at New; RootCAs then holds its leaf.
+	TLSCertificate *tls.Certificate
+	KeyBits        int          // RSA size of the caisse keys [2048]
+	Clock          Clock        // [RealClock]
+	Logger         *slog.Logger // [discard]
 	// HTTPSClientCAs verifies the gateway's client certificate on the
 	// HTTPS endpoints [any client certificate accepted].
 	HTTPSClientCAs *x509.CertPool
@@ -244,7 +247,16 @@ func New(cfg Config) (*Sim, error) {
 	s := &Sim{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, boxes: map[string]*caisse{},
 		stops: map[int]func() bool{}, faults: map[string][]Fault{}, subscribe: make(chan struct{}),
 		pecs: map[string]*pecCase{}, ssa: newSSAState()}
-	crt, roots, err := selfSigned(cfg.Hostname, cfg.Clock.Now())
+	var (
+		crt   tls.Certificate
+		roots *x509.CertPool
+		err   error
+	)
+	if cfg.TLSCertificate != nil {
+		crt, roots, err = ownCertificate(*cfg.TLSCertificate)
+	} else {
+		crt, roots, err = selfSigned(cfg.Hostname, cfg.Clock.Now())
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -317,6 +329,22 @@ func (s *Sim) mailbox(m string, create bool) (*caisse, error) {
 	c = &caisse{mailbox: m, key: key, cert: cert}
 	s.boxes[m] = c
 	return c, nil
+}
+
+// ownCertificate checks a given TLS certificate and returns a pool with
+// its leaf.
+func ownCertificate(c tls.Certificate) (tls.Certificate, *x509.CertPool, error) {
+	if len(c.Certificate) == 0 || c.PrivateKey == nil {
+		return tls.Certificate{}, nil, errors.New("sim: TLSCertificate without certificate or key")
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	c.Leaf = leaf
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return c, pool, nil
 }
 
 // selfSigned makes an ECDSA certificate for host, localhost and 127.0.0.1.
