@@ -21,7 +21,7 @@ import (
 )
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	f   *anomaliestest.Fixture
 	srv *httptest.Server
 	c   *http.Client
@@ -51,7 +51,12 @@ var testAgents = []console.Agent{
 //	L3 acme → CPAM-130 sent (no ARL yet), no anomaly
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	f := anomaliestest.New(t)
+	return newEnvWith(t, anomaliestest.New(t))
+}
+
+// newEnvWith is newEnv over the fixture f (which may hold more data).
+func newEnvWith(t testing.TB, f *anomaliestest.Fixture) *env {
+	t.Helper()
 	q, err := anomalies.New(anomalies.Options{Store: f.Store, Blobs: f.Blobs, Clock: f.Clock,
 		Rules: []anomalies.Rule{{Team: "support"}}, Roster: anomalies.StaticRoster{"support": {"bob"}}})
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 
 // newRefs is a real referential repository in t.TempDir() with two
 // versions: the demo feed, then the demo feed without its last AMC line.
-func newRefs(t *testing.T) *referentials.Repo {
+func newRefs(t testing.TB) *referentials.Repo {
 	t.Helper()
 	st, err := referentials.NewDirStore(t.TempDir())
 	if err != nil {

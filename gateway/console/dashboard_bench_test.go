@@ -1,0 +1,45 @@
+package console_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/octgw/oct/anomalies/anomaliestest"
+	"github.com/octgw/oct/gateway/lifecycle"
+	"github.com/octgw/oct/gateway/store"
+)
+
+// BenchmarkDashboard measures the dashboard page of a support agent and of
+// a vendor over a store holding 50 000 lots of one tenant (all created, so
+// every other state is a miss that reads the tenant's index): the worst
+// case of the bounded per-state reads.
+func BenchmarkDashboard(b *testing.B) {
+	f := anomaliestest.New(b)
+	const n = 50000
+	ctx := f.Ctx
+	if _, _, err := f.Store.CreateFile(ctx, store.File{ID: "FBIG", Tenant: "acme", Channel: "api", SHA256: "00", State: lifecycle.FileReceived}, nil); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i += 2000 {
+		c := &store.Change{Actor: "bench"}
+		for j := i; j < i+2000; j++ {
+			c.Lots = append(c.Lots, store.Lot{ID: fmt.Sprintf("B%06d", j), File: "FBIG", Tenant: "acme", Index: j, Emitter: "750000001",
+				Number: j%999 + 1, Date: "2026-03-02", Destination: "CPAM-751", State: lifecycle.LotCreated})
+		}
+		if err := f.Store.Commit(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := newEnvWith(b, f)
+	for _, who := range []string{"alice", "carol", "olga"} {
+		b.Run(who, func(b *testing.B) {
+			e.loginAs(who)
+			for b.Loop() {
+				if code, _, _ := e.do("GET", "/console/dashboard", nil); code != http.StatusOK {
+					b.Fatal(code)
+				}
+			}
+		})
+	}
+}
