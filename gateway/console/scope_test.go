@@ -344,7 +344,8 @@ func TestReferentialsPage(t *testing.T) {
 	}
 	// not configured: the page says so
 	q, _ := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
-	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock})
+	var none *referentials.Repo // a node without referential passes a typed nil
+	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, Referentials: none})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,13 @@ func New(o Options) (*Console, error) {
 		clock = anomalies.ClockFunc(time.Now)
 	}
 	c := &Console{o: o, log: o.Logger, now: func() time.Time { return clock.Now().UTC() }, mux: http.NewServeMux()}
+	// a typed nil (a node without referential or blobs) is "not configured"
+	if isNil(o.Referentials) {
+		o.Referentials = nil
+	}
+	if isNil(o.Blobs) {
+		o.Blobs = nil
+	}
 	for _, a := range o.Agents {
 		if err := a.Check(); err != nil {
 			return nil, err
@@ -138,6 +146,18 @@ func (c *Console) OnDuty(_ context.Context, _ string, _ time.Time) ([]string, er
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	c.mux.ServeHTTP(w, r)
+}
+
+func isNil(x any) bool {
+	if x == nil {
+		return true
+	}
+	v := reflect.ValueOf(x)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Interface, reflect.Func, reflect.Slice, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
 }
 
 func secureHeaders(w http.ResponseWriter) {
