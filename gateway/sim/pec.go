@@ -193,10 +193,11 @@ func (s *Sim) pecDecide(q *pec.Request, now time.Time) pec.Answer {
 	a := pec.Answer{PECID: q.PECID, AMC: q.AMC, Answered: now.UTC().Format(time.RFC3339)}
 	req := q.Totals.AMCRequestedCents
 	x := s.chance(q.PECID, "pec")
+	agree, partial := max(0, s.cfg.PECAgreementRate), max(0, s.cfg.PECPartialRate)
 	switch {
-	case req > 0 && x < s.cfg.PECAgreementRate:
+	case req > 0 && x < agree:
 		a.Status, a.AmountCents = pec.StatusAgreement, req
-	case req > 1 && x < s.cfg.PECAgreementRate+s.cfg.PECPartialRate:
+	case req > 1 && x < agree+partial:
 		a.Status, a.AmountCents = pec.StatusPartial, max(1, req*60/100)
 		a.ReasonCode, a.ReasonLabel = PECReasonPartial, "PLAFOND ANNUEL ATTEINT"
 	default:

@@ -242,11 +242,12 @@ func (s *Sim) handleSSABundle(w http.ResponseWriter, r *http.Request) {
 // certificate id).
 func (s *Sim) ssaDecide(ep, id string) certificate.StatusUpdate {
 	x := s.chance(ep, id, "ssa")
+	refuse, arbiter := max(0, s.cfg.SSARefuseRate), max(0, s.cfg.SSAArbiterRate)
 	switch {
-	case x < s.cfg.SSARefuseRate:
+	case x < refuse:
 		r := ssaRefusals[int(s.chance(ep, id, "ssa-reason")*float64(len(ssaRefusals)))]
 		return certificate.StatusUpdate{Status: certificate.StatusRefused, ReasonCode: r.code, ReasonText: r.text}
-	case x < s.cfg.SSARefuseRate+s.cfg.SSAArbiterRate:
+	case x < refuse+arbiter:
 		r := ssaArbiter[int(s.chance(ep, id, "ssa-reason")*float64(len(ssaArbiter)))]
 		return certificate.StatusUpdate{Status: certificate.StatusArbiterReturned, ReasonCode: r.code, ReasonText: r.text}
 	}
