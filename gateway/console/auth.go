@@ -109,14 +109,15 @@ func (s *sessions) logout(id string) {
 	delete(s.m, id)
 }
 
-// onDuty lists the agents with a live session.
+// onDuty lists the agents with a live session who may work anomalies
+// (admin, support): a vendor or insurer user is never assigned one.
 func (s *sessions) onDuty() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now, seen := s.now(), map[string]bool{}
 	var out []string
 	for _, x := range s.m {
-		if now.Before(x.expires) && !seen[x.agent] {
+		if now.Before(x.expires) && !seen[x.agent] && (user{x.user}).CanAct() {
 			seen[x.agent] = true
 			out = append(out, x.agent)
 		}

@@ -394,3 +394,27 @@ func TestAgentsFileRoles(t *testing.T) {
 		t.Error("New without a store")
 	}
 }
+
+// TestOnlyActorsGetAnomalies: vendor and insurer users are never on duty
+// nor offered as assignees, and an assignment to one is refused.
+func TestOnlyActorsGetAnomalies(t *testing.T) {
+	e := newEnv(t)
+	e.loginAs("carol")
+	e.loginAs("ivan")
+	csrf := e.loginAs("alice")
+	duty, _ := e.console.OnDuty(e.f.Ctx, "support", e.f.Now())
+	if !slices.Equal(duty, []string{"alice"}) {
+		t.Fatalf("on duty: %v", duty)
+	}
+	_, page, _ := e.do("GET", "/console/anomaly/A1", nil)
+	if strings.Contains(page, "<option>carol</option>") || !strings.Contains(page, "<option>rachel</option>") {
+		t.Fatal("assignee list")
+	}
+	code, _, h := e.do("POST", "/console/anomaly/A1/assign", url.Values{"agent": {"carol"}, "csrf": {csrf}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "err=") {
+		t.Fatalf("assign to a vendor: %d %v", code, h)
+	}
+	if a, _ := e.f.Store.Anomaly(e.f.Ctx, "A1"); a.Assignee != "" {
+		t.Fatalf("assigned to %q", a.Assignee)
+	}
+}

@@ -89,7 +89,9 @@ func New(o Options) (*Console, error) {
 	c.sess = newSessions(o.Agents, o.SessionTTL, c.now)
 	c.fails = penalty.New(time.Second, time.Minute, time.Hour, 10000)
 	for _, a := range o.Agents {
-		c.names = append(c.names, a.Name)
+		if (user{a.normal()}).CanAct() { // anomalies go to admin and support users only
+			c.names = append(c.names, a.Name)
+		}
 	}
 	sort.Strings(c.names)
 	c.mux.HandleFunc("GET /console/login", c.loginPage)
