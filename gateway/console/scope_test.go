@@ -345,7 +345,8 @@ func TestReferentialsPage(t *testing.T) {
 	// not configured: the page says so
 	q, _ := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
 	var none *referentials.Repo // a node without referential passes a typed nil
-	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, Referentials: none})
+	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, Referentials: none,
+		SecureCookie: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,14 @@ func TestReferentialsPage(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e2 := &env{t: t, f: e.f, srv: srv, c: &http.Client{CheckRedirect: e.c.CheckRedirect}}
 	e2.c.Jar, _ = cookiejar.New(nil)
-	e2.login("alice")
+	code, _, h := e2.do("POST", "/console/login", url.Values{"name": {"root"}, "password": {"secret-root"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Set-Cookie"), "; Secure") {
+		t.Fatalf("SecureCookie: %d %q", code, h.Get("Set-Cookie"))
+	}
+	e2.c.Jar.SetCookies(mustURL(t, srv.URL+"/console/"), []*http.Cookie{{Name: "oct_console", Value: cookieValue(h.Get("Set-Cookie"))}})
+	if _, page, _ := e2.do("GET", "/console/lot/L1", nil); strings.Contains(page, "raw-lot") {
+		t.Fatal("a download link without blobs")
+	}
 	if _, page, _ := e2.do("GET", "/console/referentials", nil); !strings.Contains(page, `id="ref-note"`) {
 		t.Fatalf("unconfigured: %s", page)
 	}
@@ -417,4 +425,17 @@ func TestOnlyActorsGetAnomalies(t *testing.T) {
 	if a, _ := e.f.Store.Anomaly(e.f.Ctx, "A1"); a.Assignee != "" {
 		t.Fatalf("assigned to %q", a.Assignee)
 	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func cookieValue(setCookie string) string {
+	v, _, _ := strings.Cut(strings.TrimPrefix(setCookie, "oct_console="), ";")
+	return v
 }

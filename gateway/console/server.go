@@ -39,6 +39,9 @@ type Options struct {
 	// Referentials backs the versions and diffs page; nil: the page says
 	// "not configured".
 	Referentials Referentials
+	// SecureCookie marks the session cookie Secure even on plain HTTP
+	// requests (TLS ended by a proxy in front); over TLS it always is.
+	SecureCookie bool
 }
 
 // Console serves the overview and the support pages.
@@ -304,7 +307,7 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.Info("console login", "agent", name)
 	c.audit(r.Context(), "agent:"+name, "console-login", user{c.sess.who[name]}, "")
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil || c.o.SecureCookie,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.o.SessionTTL / time.Second)})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
