@@ -49,6 +49,8 @@ type Options struct {
 	// Outbound enables signing and delivery; without a Signer and a Sender,
 	// lots rest at routed.
 	Outbound OutboundOptions
+	// Flows tune the certificate, PEC and SCOR flows.
+	Flows FlowOptions
 }
 
 // Gateway is one node of OCT.
@@ -67,6 +69,9 @@ type Gateway struct {
 	wake    chan struct{}
 	workers WorkerOptions
 	out     OutboundOptions
+	flows   FlowOptions
+	// selector is flows.Selector, kept apart for a cheap nil check.
+	selector CertificateSelector
 
 	adopter adopter // g.blobs when it can take a local file without copying
 
@@ -116,6 +121,7 @@ func New(o Options) (*Gateway, error) {
 		limits: o.Limits, router: o.Router, node: o.NodeID, knowAMC: o.KnownAMC, m: m,
 		sem: make(chan struct{}, o.Limits.MaxConcurrent), wake: make(chan struct{}, 1),
 		workers: o.Workers, out: o.Outbound, entropy: ulid.Monotonic(rand.Reader, 0),
+		flows: o.Flows, selector: o.Flows.Selector,
 	}, nil
 }
 
@@ -178,6 +184,10 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 		defer func() { <-g.sem }()
 	case <-ctx.Done():
 		return Ack{}, ctx.Err()
+	}
+	flow, r := sniff(src, r)
+	if flow != store.FlowB2 {
+		return g.intakeFlow(ctx, tenant, src, r, flow)
 	}
 
 	// Raw bytes go to the blob store while the validator reads the same

@@ -15,6 +15,13 @@ type Source struct {
 	Name    string // file name given by the vendor (informative, never trusted as a path)
 	IdemKey string // optional Idempotency-Key; same key, same tenant: same file
 	Remote  string // remote address, for the journal
+	// Flow, when set, says which flow the file belongs to (store.FlowB2,
+	// FlowCertificate, FlowPEC, FlowSCOR); empty: detected from the name
+	// and the first bytes (docs/flows.md).
+	Flow string
+	// SCOR names the B2 lot a SCOR attachment goes with when the channel
+	// carries it beside the file (API query); empty: read from the name.
+	SCOR SCORKey
 }
 
 // Ack is the syntax acknowledgement returned once a file is durable.
@@ -22,6 +29,7 @@ type Ack struct {
 	ID        string        `json:"id"`
 	Status    string        `json:"status"` // "accepted" or "rejected"
 	Format    string        `json:"format"`
+	Ref       string        `json:"ref,omitempty"` // business reference of a certificate, PEC or SCOR message
 	Name      string        `json:"name,omitempty"`
 	SHA256    string        `json:"sha256"`
 	Size      int64         `json:"size"`

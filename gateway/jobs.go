@@ -57,6 +57,7 @@ func (g *Gateway) handlers() map[string]handler {
 		JobRoute:   g.route,
 		JobSign:    g.sign,
 		JobDeliver: g.deliver,
+		JobAnswer:  g.answer,
 	}
 }
 

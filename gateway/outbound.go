@@ -44,6 +44,9 @@ type Delivery struct {
 type Receipt struct {
 	MessageID string
 	Detail    string
+	// Answer is what the endpoint answered synchronously and must be
+	// applied as a return (a PEC answer, an SSA Task).
+	Answer []byte
 }
 
 // ErrTemporary marks a delivery failure worth retrying (4xx, timeout,
@@ -162,7 +165,19 @@ func (g *Gateway) deliver(ctx context.Context, l store.Lease) (*store.Change, er
 	switch {
 	case err == nil:
 		a.Outcome, a.MessageID, a.Detail = "ok", rcpt.MessageID, rcpt.Detail
-		return g.sentChange(lot, to, a, a.Ended), nil
+		c := g.sentChange(lot, to, a, a.Ended)
+		if len(rcpt.Answer) > 0 {
+			// Kept durably with the send; applied by its own job, so a crash
+			// after this commit loses nothing.
+			sum, _, perr := g.blobs.Put(ctx, bytes.NewReader(rcpt.Answer), int64(len(rcpt.Answer))+1)
+			if perr != nil {
+				a.Detail += "; the synchronous answer could not be kept: " + perr.Error()
+				c = g.sentChange(lot, to, a, a.Ended)
+			} else {
+				c.Enqueue = append(c.Enqueue, store.Job{Kind: JobAnswer, Subject: lot.ID, Key: sum, RunAt: a.Ended})
+			}
+		}
+		return c, nil
 	case errors.Is(err, ErrTemporary) && l.Attempts+1 < g.workers.MaxAttempts:
 		a.Outcome, a.Detail = "temporary", err.Error()
 		return &store.Change{Attempts: []store.Attempt{a}}, retryable{err}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/b2"
+	"github.com/octgw/oct/formats/pec"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 )
@@ -33,7 +34,10 @@ type RouteInput struct {
 	Caisse       string // type 1 destination caisse
 	AMC          string // AMC number of the first invoice, if any
 	Test         bool
-	AMCPart      bool // invoices carry an AMC part: an "FSE enrichie"
+	AMCPart      bool   // invoices carry an AMC part: an "FSE enrichie"
+	Flow         string // "" or "b2", "certificate", "pec", "scor" (store.Flow*)
+	Insurer      string // certificates: the SSA organisation code
+	Specialty    string // certificates and PEC: the practitioner's specialty
 }
 
 // Route is a routing decision.
@@ -103,7 +107,7 @@ func (g *Gateway) split(ctx context.Context, l store.Lease) (*store.Change, erro
 			amount += inv.Billed
 			c.Invoices = append(c.Invoices, store.Invoice{
 				ID: lotID + "-" + strconv.Itoa(j), Lot: lotID, Tenant: f.Tenant, Number: inv.Number,
-				NIRHash: g.HashNIR(inv.NIR), AMC: inv.AMC, PEC: inv.PEC,
+				NIRHash: g.HashNIR(inv.NIR), AMC: inv.AMC, PEC: pecKey(inv.PEC),
 				Billed: inv.Billed, AMO: inv.AMO, AMCPart: inv.AMCAmount, State: lifecycle.InvoicePending,
 			})
 		}
@@ -183,6 +187,9 @@ func (g *Gateway) route(ctx context.Context, l store.Lease) (*store.Change, erro
 
 // routeInput rebuilds the routing fields of a lot from its outbound file.
 func (g *Gateway) routeInput(ctx context.Context, lot store.Lot) (RouteInput, error) {
+	if !IsB2(lot) {
+		return g.flowRouteInput(ctx, lot)
+	}
 	data, err := g.readBlob(ctx, lot.Blob)
 	if err != nil {
 		return RouteInput{}, err
@@ -219,4 +226,13 @@ func RouteInputs(tenant string, data []byte) ([]RouteInput, error) {
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// pecKey is the PEC number of a 2P complement as lots of the PEC flow
+// store it, so that the invoice and its agreement link (FindInvoices).
+func pecKey(field string) string {
+	if k, ok := pec.LinkKey(field); ok {
+		return k
+	}
+	return strings.TrimSpace(field)
 }

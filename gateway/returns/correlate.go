@@ -13,6 +13,7 @@ import (
 	"github.com/octgw/oct/formats/arl"
 	"github.com/octgw/oct/formats/envelope"
 	"github.com/octgw/oct/formats/noemie"
+	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 )
@@ -294,6 +295,28 @@ func (pl *plan) invoicesOf(ctx context.Context, lot string) ([]*store.Invoice, e
 	return out, nil
 }
 
+// byFlow keeps, of the lots sharing an ARL's (émetteur, lot, date), the
+// SCOR lot whose own file id the ARL carries (formats/scor FileID), or
+// else the B2 lots: a SCOR lot has the keys of the B2 lot it goes with.
+func byFlow(lots []*store.Lot, fileID string) []*store.Lot {
+	fileID = strings.TrimSpace(fileID)
+	var b2, sc []*store.Lot
+	for _, l := range lots {
+		switch l.Flow {
+		case "", store.FlowB2:
+			b2 = append(b2, l)
+		case store.FlowSCOR:
+			if scor.FileID(l.ID) == fileID {
+				sc = append(sc, l)
+			}
+		}
+	}
+	if len(sc) > 0 {
+		return sc
+	}
+	return b2
+}
+
 // byFileID keeps the lots whose outbound file (Lot.Blob) carries fileID in
 // its 000 header. When none does, or the blobs cannot be read, the lots
 // are returned as they were.
@@ -410,6 +433,7 @@ func (pl *plan) arl(ctx context.Context, part Part, idx int, a arl.ARL) error {
 	if err != nil {
 		return err
 	}
+	cands = byFlow(cands, a.FileID)
 	var waiting []*store.Lot
 	for _, l := range cands {
 		if stateAwaitingARL(l.State) {
@@ -447,6 +471,12 @@ func (pl *plan) arl(ctx context.Context, part Part, idx int, a arl.ARL) error {
 		}
 		if err := pl.maybeSettle(ctx, target); err != nil {
 			return err
+		}
+		if a.Positive && target.State == lifecycle.LotARLPositive && target.Flow == store.FlowSCOR {
+			// A SCOR lot's ARL is its only return (no payments follow).
+			if err := pl.moveLot(target, lifecycle.LotSettled, "SCOR attachment acknowledged"); err != nil {
+				return err
+			}
 		}
 		if a.Positive && target.State == lifecycle.LotARLPositive {
 			// The payments are now awaited: an RSP expectation the chaser

@@ -15,6 +15,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,9 @@ func New(o Options, sig *gateway.Signal) *API {
 	}
 	a := &API{o: o, mux: http.NewServeMux(), limits: map[string]*rate.Limiter{}, tokens: map[string]cachedTenant{}, signal: sig}
 	a.handle("POST /v1/files", a.tenantOnly(a.postFile))
+	a.handle("POST /v1/certificates", a.tenantOnly(a.postFlow(store.FlowCertificate)))
+	a.handle("POST /v1/pec", a.tenantOnly(a.postFlow(store.FlowPEC)))
+	a.handle("POST /v1/scor", a.tenantOnly(a.postFlow(store.FlowSCOR)))
 	a.handle("GET /v1/files", a.tenantOnly(a.listFiles))
 	a.handle("GET /v1/files/{id}", a.tenantOnly(a.getFile))
 	a.handle("GET /v1/lots", a.tenantOnly(a.listLots))
@@ -219,6 +223,44 @@ func (a *API) allow(tenant string) (time.Duration, bool) {
 
 const maxIdemKey = 128
 
+// postFlow is POST /v1/files for one flow (certificates, PEC, SCOR).
+func (a *API) postFlow(flow string) tenantHandler {
+	return func(w http.ResponseWriter, r *http.Request, tenant string) {
+		q := r.URL.Query()
+		q.Set("flow", flow)
+		r.URL.RawQuery = q.Encode()
+		a.postFile(w, r, tenant)
+	}
+}
+
+// flowSource reads the flow parameters of an upload: flow, and for SCOR
+// the B2 lot it goes with (scor_emitter, scor_lot, scor_date) when the
+// name does not carry them.
+func flowSource(src *gateway.Source, q url.Values) error {
+	switch f := q.Get("flow"); f {
+	case "", store.FlowB2, store.FlowCertificate, store.FlowPEC, store.FlowSCOR:
+		src.Flow = f
+	default:
+		return fmt.Errorf("flow: one of b2, certificate, pec, scor (got %q)", f)
+	}
+	e, n, d := q.Get("scor_emitter"), q.Get("scor_lot"), q.Get("scor_date")
+	if e == "" && n == "" && d == "" {
+		return nil
+	}
+	num, err := strconv.Atoi(n)
+	if err != nil || num < 1 || num > 999 {
+		return fmt.Errorf("scor_lot: the B2 lot number 1..999")
+	}
+	if _, err := time.Parse(time.DateOnly, d); err != nil {
+		return fmt.Errorf("scor_date: the B2 lot date YYYY-MM-DD")
+	}
+	if e == "" || len(e) > 14 {
+		return fmt.Errorf("scor_emitter: the émetteur number of the B2 lot")
+	}
+	src.SCOR = gateway.SCORKey{Emitter: e, Number: num, Date: d}
+	return nil
+}
+
 func (a *API) postFile(w http.ResponseWriter, r *http.Request, tenant string) {
 	if r.ContentLength > a.o.MaxFileBytes+64<<10 {
 		writeError(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body of %d bytes is above the %d-byte limit", r.ContentLength, a.o.MaxFileBytes))
@@ -230,6 +272,10 @@ func (a *API) postFile(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	src := gateway.Source{Channel: "api", IdemKey: key, Remote: r.RemoteAddr, Name: r.URL.Query().Get("name")}
+	if err := flowSource(&src, r.URL.Query()); err != nil {
+		writeError(w, http.StatusBadRequest, "bad-parameter", err.Error())
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, a.o.MaxFileBytes+64<<10)
 	var content io.Reader = body
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && strings.HasPrefix(mt, "multipart/") {
@@ -363,7 +409,8 @@ func (a *API) listLots(w http.ResponseWriter, r *http.Request, tenant string) {
 	}
 	q := r.URL.Query()
 	lq := store.LotQuery{Tenant: tenant, File: q.Get("file"), Emitter: q.Get("emitter"), Date: q.Get("date"),
-		Destination: q.Get("destination"), State: lifecycle.State(q.Get("state")), After: after, Limit: limit + 1}
+		Destination: q.Get("destination"), State: lifecycle.State(q.Get("state")), After: after, Limit: limit + 1,
+		Flow: q.Get("flow"), Ref: q.Get("ref"), PEC: q.Get("pec")}
 	if n := q.Get("number"); n != "" {
 		v, err := strconv.Atoi(n)
 		if err != nil || v < 0 || v > 999 {
@@ -399,6 +446,7 @@ type lotView struct {
 	InvoiceList  []store.Invoice     `json:"invoice_list"`
 	AttemptList  []store.Attempt     `json:"attempts"`
 	Expectations []store.Expectation `json:"expectations"`
+	Linked       *gateway.Links      `json:"linked,omitempty"`
 }
 
 func (a *API) getLot(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -419,6 +467,9 @@ func (a *API) getLot(w http.ResponseWriter, r *http.Request, tenant string) {
 	}
 	if err == nil {
 		v.Expectations, err = a.o.Store.Expectations(ctx, lot.ID)
+	}
+	if err == nil {
+		v.Linked, err = gateway.LinksOf(ctx, a.o.Store, lot, v.InvoiceList)
 	}
 	if err != nil {
 		a.storeError(w, err, "lot")
