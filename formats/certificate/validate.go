@@ -224,7 +224,11 @@ func check(c *Certificate, pm paths, skip map[string]bool, col *fixed.Collector)
 	p := c.Patient
 	if required(p.NIR, "patient.nir") {
 		if err := nir.Check(p.NIR); err != nil {
-			add(err.(fixed.Code), "patient.nir", "not a NIR with a valid key (value not echoed)")
+			code, ok := err.(fixed.Code) // nir.ErrSyntax or nir.ErrKey
+			if !ok {
+				code = nir.ErrSyntax
+			}
+			add(code, "patient.nir", "not a NIR with a valid key (value not echoed)")
 		}
 	}
 	text(p.Family, "patient.family", MaxNameLen, true)
