@@ -64,6 +64,8 @@ type dashView struct {
 	Chart      chart
 	Unacked    []lifecycle.State
 	Insurer    bool
+	CountCut   bool // the time budget ran out: the states after the last row were not counted
+	Budget     time.Duration
 }
 
 // unacked are the states of a lot sent and not yet acknowledged (ARL).
@@ -94,14 +96,24 @@ func lotQueries(u user) []store.LotQuery {
 }
 
 func (c *Console) dashboard(ctx context.Context, u user) (dashView, error) {
-	v := dashView{Unacked: unacked, Insurer: u.Role == RoleInsurer}
+	v := dashView{Unacked: unacked, Insurer: u.Role == RoleInsurer, Budget: c.o.DashboardBudget}
 	now := c.now()
 	oldest := map[string]oldestRow{}
+	// The counts are bounded reads, but a store may have to walk a
+	// tenant's or a destination's index to find a rare state: the counting
+	// gets a time budget, and the page says what it could not count.
+	cctx, cancel := context.WithTimeout(ctx, c.o.DashboardBudget)
+	defer cancel()
+states:
 	for _, st := range lifecycle.For(lifecycle.Lot).States() {
 		sc := stateCount{State: st, Terminal: lifecycle.IsTerminal(lifecycle.Lot, st)}
 		for _, q := range lotQueries(u) {
 			q.State, q.Limit = st, dashCap+1
-			ls, err := c.o.Store.Lots(ctx, q)
+			ls, err := c.o.Store.Lots(cctx, q)
+			if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+				v.CountCut = true
+				break states
+			}
 			if err != nil {
 				return v, err
 			}

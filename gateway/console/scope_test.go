@@ -439,3 +439,23 @@ func cookieValue(setCookie string) string {
 	v, _, _ := strings.Cut(strings.TrimPrefix(setCookie, "oct_console="), ";")
 	return v
 }
+
+// TestDashboardBudget: when counting runs out of time the page still
+// answers, with what it counted and a note.
+func TestDashboardBudget(t *testing.T) {
+	e := newEnv(t)
+	q, _ := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
+	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, DashboardBudget: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	e2 := &env{t: t, f: e.f, srv: srv, c: &http.Client{CheckRedirect: e.c.CheckRedirect}}
+	e2.c.Jar, _ = cookiejar.New(nil)
+	e2.login("alice")
+	code, page, _ := e2.do("GET", "/console/dashboard", nil)
+	if code != http.StatusOK || !strings.Contains(page, `id="count-cut"`) || !strings.Contains(page, `id="arl-rate"`) {
+		t.Fatalf("%d %s", code, page)
+	}
+}

@@ -42,6 +42,9 @@ type Options struct {
 	// SecureCookie marks the session cookie Secure even on plain HTTP
 	// requests (TLS ended by a proxy in front); over TLS it always is.
 	SecureCookie bool
+	// DashboardBudget bounds the time the dashboard spends counting lots
+	// by state (default 2s); what it could not count is said so.
+	DashboardBudget time.Duration
 }
 
 // Console serves the overview and the support pages.
@@ -70,6 +73,9 @@ func New(o Options) (*Console, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
+	}
+	if o.DashboardBudget <= 0 {
+		o.DashboardBudget = 2 * time.Second
 	}
 	clock := o.Clock
 	if clock == nil {

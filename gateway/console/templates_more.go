@@ -6,6 +6,7 @@ var morePages = map[string]string{
 <h2>Lots by state</h2>
 <table id="states"><tr><th>state</th><th>lots</th></tr>
 {{range .States}}<tr data-state="{{.State}}"><td><code>{{.State}}</code>{{if .Terminal}} <small>(final)</small>{{end}}</td><td class="n">{{.N}}{{if .More}}+{{end}}</td></tr>{{end}}</table>
+{{if .CountCut}}<p class="err" id="count-cut">Counting stopped after {{.Budget}}: the states not listed were not counted.</p>{{end}}
 <h2>Oldest unacknowledged lot per destination</h2>
 <p><small>Lots {{range $i, $s := .Unacked}}{{if $i}}, {{end}}<code>{{$s}}</code>{{end}} (sent, no ARL yet).</small></p>
 <table id="oldest"><tr><th>destination</th><th>lot</th><th>state</th><th>since</th><th>waiting</th></tr>
