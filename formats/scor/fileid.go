@@ -11,11 +11,11 @@ const fileIDAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 // FileID returns the 6-character file identifier of the SCOR lot that
 // accompanies the lot lotID: 'S' followed by 5 characters [0-9A-Z] taken
 // from a SHA-256 of lotID. It fills the 6-character file_id of the OCT-ARL
-// layout (formats/arl), so that the SCOR lot's own ARL correlates to it
-// and never to a B2 file id (B2 ids from the gateway do not start with S
-// in our generator; a clash would also need the same émetteur and lot).
-// The same lotID always gives the same id (a resend keeps it); 36^5 ≈ 60
-// million values.
+// layout (formats/arl), so that the SCOR lot's own ARL correlates to it.
+// The B2 lot it accompanies has the same émetteur, lot number and date, and
+// the practitioner software's own file id: the two ARLs differ by file id
+// unless that id happens to equal this one (1 in 36^5 for an id starting
+// with S). The same lotID always gives the same id (a resend keeps it).
 func FileID(lotID string) string {
 	sum := sha256.Sum256([]byte("oct-scor-file-id\x00" + lotID))
 	v := binary.BigEndian.Uint64(sum[:8])
