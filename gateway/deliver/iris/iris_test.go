@@ -163,3 +163,30 @@ func TestEncryptCipherAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSCORSubject(t *testing.T) {
+	d := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	s, err := iris.SCORSubject{Emitter: "750000001", FileID: "S0A1B2", LotNumber: 12, LotDate: d, Pages: 3}.Format()
+	if err != nil || s != "SCOR/00000750000001/S0A1B2/012/260302/00003" {
+		t.Fatalf("%q %v", s, err)
+	}
+	p, err := iris.ParseSCORSubject(s)
+	if err != nil || p.Emitter != "00000750000001" || p.FileID != "S0A1B2" || p.LotNumber != 12 || !p.LotDate.Equal(d) || p.Pages != 3 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for _, bad := range []iris.SCORSubject{{Emitter: "", FileID: "S0A1B2", LotNumber: 1, LotDate: d}, {Emitter: "1", FileID: "s0a1b2", LotNumber: 1, LotDate: d},
+		{Emitter: "1", FileID: "S0A1B2", LotNumber: 1000, LotDate: d}, {Emitter: "1", FileID: "S0A1B2", LotNumber: 1}, {Emitter: "1", FileID: "S0A1B2", LotNumber: 1, LotDate: d, Pages: -1}} {
+		if _, err := bad.Format(); !errors.Is(err, iris.ErrSubject) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+	for _, bad := range []string{"IR100500/00000750000001/2026030210040523456/00003", "SCOR/00000750000001/S0A1B2/012/261302/00003",
+		"SCOR/00000750000001/S0A1B2/12/260302/00003", "SCOR/00000750000001/S0A1B2/012/260302"} {
+		if _, err := iris.ParseSCORSubject(bad); !errors.Is(err, iris.ErrSubject) {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+	if !iris.IsSCORDescription("iristest/scor") || iris.IsSCORDescription("IRIS/B2/Z") || iris.SCORDescription(true) != "IRISTEST/SCOR" {
+		t.Fatal("description")
+	}
+}
