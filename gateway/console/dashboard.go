@@ -66,6 +66,7 @@ type dashView struct {
 	Insurer    bool
 	CountCut   bool // the time budget ran out: the states after the last row were not counted
 	Budget     time.Duration
+	Pending    map[string]int // jobs waiting, per kind (admin, support)
 }
 
 // unacked are the states of a lot sent and not yet acknowledged (ARL).
@@ -141,6 +142,12 @@ states:
 	}
 	for _, o := range oldest {
 		v.Oldest = append(v.Oldest, o)
+	}
+	if u.Global() {
+		var err error
+		if v.Pending, err = c.o.Store.PendingJobs(ctx); err != nil {
+			return v, err
+		}
 	}
 	sort.Slice(v.Oldest, func(i, j int) bool { return v.Oldest[i].Lot.UpdatedAt.Before(v.Oldest[j].Lot.UpdatedAt) })
 

@@ -167,6 +167,11 @@ func TestRoutesByRole(t *testing.T) {
 // the dashboard of each role hold only what its scope allows.
 func TestScopedLists(t *testing.T) {
 	e := newEnv(t)
+	// L6: a PEC flow lot of acme for CPAM-751 with its reference, PEC
+	// number and business status
+	l6 := e.f.NewLot(anomaliestest.LotSpec{ID: "L6", Tenant: "acme", Destination: "CPAM-751"}, lifecycle.LotRouted)
+	l6.Flow, l6.Ref, l6.PEC, l6.Status = store.FlowPEC, "REQ-42", "PEC-777", "agreed"
+	e.f.Commit(&store.Change{Lots: []store.Lot{l6}})
 	type expect struct {
 		agent      string
 		path       string
@@ -190,8 +195,12 @@ func TestScopedLists(t *testing.T) {
 		{"ivan", "/console/search?file=F-L2", []string{">L2<"}, []string{`href="/console/file/F-L2"`}},
 		{"alice", "/console/search?destination=CPAM-130", []string{">L2<", ">L3<"}, []string{">L1<"}},
 		{"alice", "/console/search?file=F-L1", []string{`href="/console/file/F-L1"`}, nil},
-		{"alice", "/console/search?flow=b2&tenant=acme", []string{">L1<", ">L3<"}, []string{">L2<"}},
-		{"alice", "/console/search?flow=pec&tenant=acme", []string{"nothing found"}, nil},
+		{"alice", "/console/search?flow=b2&tenant=acme", []string{">L1<", ">L3<"}, []string{">L2<", ">L6<"}},
+		{"alice", "/console/search?flow=pec&tenant=acme", []string{">L6<"}, []string{">L1<", ">L3<"}},
+		{"alice", "/console/search?ref=REQ-42", []string{">L6<", "<td>agreed</td>"}, []string{">L1<"}},
+		{"olga", "/console/search?pec=PEC-777", []string{">L6<"}, nil},
+		{"ivan", "/console/search?ref=REQ-42", []string{"nothing found"}, []string{">L6<"}},
+		{"carol", "/console/lot/L6", []string{`<td id="lot-flow">pec</td>`, `<td id="lot-status">agreed</td>`, "REQ-42", "PEC-777"}, nil},
 		// the generated lots number their invoices alike: one number, three lots
 		{"alice", "/console/search?invoice=" + invoiceOf(e, "L2"), []string{">L1<", ">L2<", ">L3<"}, nil},
 		{"carol", "/console/search?invoice=" + invoiceOf(e, "L2"), []string{">L1<", ">L3<"}, []string{">L2<"}},
@@ -271,8 +280,16 @@ func TestDashboard(t *testing.T) {
 	if strings.Contains(page, "<script") {
 		t.Error("a script on the dashboard")
 	}
+	// the jobs waiting, per kind, for global roles only
+	e.f.Commit(&store.Change{Enqueue: []store.Job{{Kind: "deliver", Subject: "L3", Key: "k", RunAt: e.f.Now()}}})
+	if _, page, _ = e.do("GET", "/console/dashboard", nil); !strings.Contains(page, "<tr><td>deliver</td><td>1</td></tr>") {
+		t.Error("support dashboard lacks the pending jobs")
+	}
 	e.loginAs("carol") // acme: L1 and L3, none of beta's invoices
 	_, page, _ = e.do("GET", "/console/dashboard", nil)
+	if strings.Contains(page, `id="pending"`) {
+		t.Error("a vendor sees the gateway's job queue")
+	}
 	for _, want := range []string{`<tr data-state="delivery_failed"><td><code>delivery_failed</code></td><td class="n">0</td>`,
 		`id="reject-rate">n/a`, `id="arl-rate">100.0 % (1 / 1)`, `<a href="/console/lot/L3">L3</a>`} {
 		if !strings.Contains(page, want) {

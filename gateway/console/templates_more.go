@@ -13,6 +13,8 @@ var morePages = map[string]string{
 {{range .Oldest}}<tr><td>{{.Destination}}</td><td><a href="/console/lot/{{.Lot.ID}}">{{.Lot.ID}}</a></td><td>{{.Lot.State}}</td><td>{{ts .Lot.UpdatedAt}}</td><td>{{age .Age}}</td></tr>
 {{else}}<tr><td colspan="5">none: every lot sent is acknowledged</td></tr>{{end}}</table>
 {{if .OldestCut}}<p><small>Many lots wait: only the oldest {{len .Oldest}} destinations among the first lots read are shown.</small></p>{{end}}
+{{if .Pending}}<h2>Work in progress</h2>
+<table id="pending"><tr><th>job kind</th><th>waiting</th></tr>{{range $k, $n := .Pending}}<tr><td>{{$k}}</td><td>{{$n}}</td></tr>{{end}}</table>{{end}}
 <h2>Last 14 days</h2>
 {{if .HasDaily}}<div class="cards"><div class="card">ARL-negative rate<strong id="arl-rate">{{.ARLNegRate}}</strong><small>negative / (positive + negative) ARLs</small></div>
 <div class="card">invoice reject rate<strong id="reject-rate">{{.RejectRate}}</strong><small>rejected / (paid + rejected) invoices</small></div></div>
