@@ -46,6 +46,7 @@ type env struct {
 	sink  *sink
 	clock *sim.FakeClock
 	snd   *dsmtp.Sender
+	addr  string // SMTP address
 }
 
 func newEnv(t *testing.T, cfg sim.Config) *env {
@@ -67,6 +68,7 @@ func newEnv(t *testing.T, cfg sim.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.addr = addr
 	e.snd, err = dsmtp.New(dsmtp.Config{Relay: addr, From: "oct@oct.test", RootCAs: s.RootCAs(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
