@@ -136,6 +136,19 @@ func TestRoutesByRole(t *testing.T) {
 			t.Errorf("route %q has no line in the role table", p)
 		}
 	}
+	// nobody logged in: every GET sends to the login page, every POST is refused
+	e.logout()
+	for _, r := range rows {
+		code, body, h := e.do(r.method, r.path, url.Values{})
+		switch {
+		case r.method == "GET" && (code != see || !strings.HasPrefix(h.Get("Location"), "/console/login?next=")):
+			t.Errorf("anonymous GET %s: %d %v", r.path, code, h)
+		case r.method == "POST" && code != forb:
+			t.Errorf("anonymous POST %s: %d", r.path, code)
+		case strings.Contains(body, "acme") || strings.Contains(body, "CPAM"):
+			t.Errorf("anonymous %s %s shows data", r.method, r.path)
+		}
+	}
 	notFoundBody := ""
 	for _, a := range testAgents {
 		csrf := e.loginAs(a.Name)
