@@ -297,7 +297,8 @@ func (s *Sim) handleSSATasks(w http.ResponseWriter, r *http.Request) {
 			writeFHIR(w, http.StatusBadRequest, outcome([]fixed.Error{{Code: "search", Field: "_lastUpdated", Message: "want gt<instant> or ge<instant>"}}))
 			return
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		// An offset's "+" sent unescaped arrives as a blank.
+		t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
 		if err != nil {
 			writeFHIR(w, http.StatusBadRequest, outcome([]fixed.Error{{Code: "search", Field: "_lastUpdated", Message: "not an RFC 3339 instant"}}))
 			return
