@@ -226,6 +226,16 @@ func TestBrowserRoles(t *testing.T) {
 		t.Fatalf("timeline: %q", tl)
 	}
 	shot("support-lot.png")
+	steps("referential versions and a diff",
+		chromedp.Click(css(`header a[href="/console/referentials"]`)),
+		chromedp.WaitVisible(css("#ref-versions")),
+		chromedp.Click(css(`a[href="/console/referentials?from=1&to=2"]`)),
+		chromedp.WaitVisible(css("#ref-counts")),
+	)
+	if counts := text("#ref-counts"); !strings.Contains(counts, "amc\tremoved\t1") {
+		t.Fatalf("referential diff: %q", counts)
+	}
+	shot("support-referentials.png")
 	steps("bulk: count and preview",
 		chromedp.Click(css("#nav-bulk")),
 		chromedp.WaitVisible(css("#preview")),

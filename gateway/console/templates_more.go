@@ -61,7 +61,7 @@ var morePages = map[string]string{
 {{with .Diff}}<h2>Diff {{.From}} → {{.To}}</h2>
 <table id="ref-counts"><tr><th>table</th><th>change</th><th>entries</th></tr>{{range $.Data.Counts}}<tr><td>{{.Table}}</td><td>{{.Op}}</td><td>{{.N}}</td></tr>{{else}}<tr><td colspan="3">no change</td></tr>{{end}}</table>
 <table id="ref-changes"><tr><th>table</th><th>key</th><th>change</th><th>before</th><th>after</th></tr>
-{{range $.Data.Changes}}<tr><td>{{.Table}}</td><td><code>{{.Key}}</code></td><td>{{.Op}}</td><td><code>{{printf "%s" .Before}}</code></td><td><code>{{printf "%s" .After}}</code></td></tr>{{end}}</table>
+{{range $.Data.Changes}}<tr><td>{{.Table}}</td><td><code>{{.Key}}</code></td><td>{{.Op}}</td><td>{{with .Before}}<code>{{printf "%s" .}}</code>{{end}}</td><td>{{with .After}}<code>{{printf "%s" .}}</code>{{end}}</td></tr>{{end}}</table>
 {{if $.Data.Cut}}<p>Only the first {{len $.Data.Changes}} changes are listed.</p>{{end}}{{end}}
 <h2>Versions</h2><table id="ref-versions"><tr><th>version</th><th>imported</th><th>source</th><th>tables</th><th>entries</th><th>sha256</th><th></th></tr>
 {{range .Versions}}<tr><td>{{.ID}}</td><td>{{ts .ImportedAt}}</td><td>{{.Source}}</td><td>{{range .Tables}}{{.}} {{end}}</td><td>{{range $t, $n := .Counts}}{{$t}} {{$n}} {{end}}</td><td><code>{{short .SHA256}}</code></td>
