@@ -133,6 +133,12 @@ func ReasonCode(reason string) string {
 	return code
 }
 
+// Enabled reports whether at least one rule is on (otherwise Select flags
+// nothing and the caller may skip it).
+func (r SelectivityRules) Enabled() bool {
+	return r.LongIncapacityDays > 0 || r.RepeatCount > 0 || r.SampleRate > 0
+}
+
 // Validate checks that the rules are consistent.
 func (r SelectivityRules) Validate() error {
 	var issues []string

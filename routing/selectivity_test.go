@@ -69,6 +69,14 @@ func TestSelectZeroRulesFlagNothing(t *testing.T) {
 	if h.calls != 0 {
 		t.Fatal("history read with the repeat rule off")
 	}
+	if (SelectivityRules{}).Enabled() || (SelectivityRules{Benefits: []string{"sickness"}}).Enabled() {
+		t.Fatal("zero rules enabled")
+	}
+	for _, r := range []SelectivityRules{{LongIncapacityDays: 1}, {RepeatCount: 1, RepeatWindow: time.Hour}, {SampleRate: 0.5, SampleSeed: "s"}} {
+		if !r.Enabled() {
+			t.Fatalf("%+v not enabled", r)
+		}
+	}
 	// No history is needed when the repeat rule is off.
 	if _, err := (SelectivityRules{LongIncapacityDays: 30}).Select(context.Background(), facts("C1", 1), nil); err != nil {
 		t.Fatal(err)
