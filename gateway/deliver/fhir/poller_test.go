@@ -242,3 +242,40 @@ func TestPollerConfig(t *testing.T) {
 }
 
 func cfgWith(cc tls.Certificate) dhttps.Config { return dhttps.Config{ClientCert: cc} }
+
+// TestFileCursors: a missing cursor is the zero Cursor; Save then Load
+// round-trips (the instant to the nanosecond, the keys); a corrupt file is
+// an error, not a silent restart from zero; no temporary file is left.
+func TestFileCursors(t *testing.T) {
+	dir := t.TempDir()
+	fc := fhir.FileCursors{Dir: filepath.Join(dir, "sub")}
+	ctx := context.Background()
+	c, err := fc.Load(ctx, "ssa-a")
+	if err != nil || !c.At.IsZero() || len(c.Seen) != 0 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	at := time.Date(2026, 3, 2, 9, 0, 0, 123456789, time.UTC)
+	if err := fc.Save(ctx, "ssa-a", fhir.Cursor{At: at, Seen: []string{"k1", "k2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Save(ctx, "ssa-b", fhir.Cursor{At: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = fc.Load(ctx, "ssa-a")
+	if err != nil || !c.At.Equal(at) || strings.Join(c.Seen, ",") != "k1,k2" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	ents, _ := os.ReadDir(fc.Dir)
+	if len(ents) != 2 {
+		t.Fatalf("%v", ents)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Fatalf("temporary file left: %s", e.Name())
+		}
+		os.WriteFile(filepath.Join(fc.Dir, e.Name()), []byte("{broken"), 0o600)
+	}
+	if _, err := fc.Load(ctx, "ssa-a"); err == nil {
+		t.Fatal("corrupt cursor loaded")
+	}
+}
