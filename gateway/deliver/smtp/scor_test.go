@@ -13,8 +13,8 @@ import (
 
 	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway/deliver"
-	dsmtp "github.com/octgw/oct/gateway/deliver/smtp"
 	"github.com/octgw/oct/gateway/deliver/iris"
+	dsmtp "github.com/octgw/oct/gateway/deliver/smtp"
 	"github.com/octgw/oct/referentials"
 )
 
