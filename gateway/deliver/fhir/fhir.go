@@ -3,7 +3,7 @@
 // and follows their status through the SSA's Task feed (Poller).
 //
 // The request shapes are OUR design on FHIR R4 REST semantics
-// (docs/delivery.md "FHIR (SSA)"): no public SSA API was found.
+// (docs/delivery.md "Certificates (FHIR)"): no public SSA API was found.
 //
 //	POST {Address}/Bundle            Content-Type: application/fhir+json
 //	  X-OCT-Signature: <base64 detached CMS of the body>
