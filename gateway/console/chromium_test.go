@@ -96,7 +96,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil || a.State != lifecycle.AnomalyResolved || a.Assignee != "bob" {
 		t.Fatalf("%+v %v", a, err)
 	}
-	saveShot(t, "console-anomaly.png", shot)
+	saveShot(t, artifactDir(t), "console-anomaly.png", shot)
 }
 
 // artifactDir is where the browser tests keep their screenshots:
@@ -116,12 +116,12 @@ func artifactDir(t *testing.T) string {
 }
 
 // saveShot checks that shot is a PNG and writes it as an artifact.
-func saveShot(t *testing.T, name string, shot []byte) {
+func saveShot(t *testing.T, dir, name string, shot []byte) {
 	t.Helper()
 	if len(shot) < 1000 || !bytes.HasPrefix(shot, []byte("\x89PNG\r\n\x1a\n")) {
 		t.Fatalf("%s: not a PNG (%d bytes)", name, len(shot))
 	}
-	path := filepath.Join(artifactDir(t), name)
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +159,14 @@ func TestBrowserRoles(t *testing.T) {
 		}
 		return s
 	}
+	dir := artifactDir(t)
 	shot := func(name string) {
 		t.Helper()
 		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
-		saveShot(t, name, b)
+		saveShot(t, dir, name, b)
 	}
 	status := func(path string) int64 {
 		t.Helper()
@@ -241,6 +242,7 @@ func TestBrowserRoles(t *testing.T) {
 		chromedp.WaitVisible(css("#preview")),
 		chromedp.SetValue(css(`select[name="kind"]`), "delivery-failed"),
 		chromedp.Click(css("#preview")),
+		chromedp.WaitVisible(css(`#count[data-filter*="kind=delivery-failed"]`)), // the new page, not the old one
 		chromedp.WaitVisible(css("#execute")),
 	)
 	if c := text("#count"); !strings.HasPrefix(c, "3 anomalies match") {

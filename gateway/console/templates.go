@@ -173,7 +173,7 @@ var pageBodies = map[string]string{
 <p><a href="/console/bulk?{{$.Data.Filter.Query}}">back to this filter</a></p>{{end}}{{else}}
 <form method="get" action="/console/bulk" class="filters"><fieldset><legend>1. Filter</legend>{{template "filters" .}}
 <label>preview at most <input name="limit" value="{{.Limit}}" size="4"></label> <button id="preview">count and preview</button></fieldset></form>
-<p id="count"><strong>{{.Count}}</strong> anomal{{if eq .Count 1}}y matches{{else}}ies match{{end}}; the first {{len .Preview}} below are those the action takes, in this order.</p>
+<p id="count" data-filter="{{.Filter.Query}}"><strong>{{.Count}}</strong> anomal{{if eq .Count 1}}y matches{{else}}ies match{{end}}; the first {{len .Preview}} below are those the action takes, in this order.</p>
 {{template "items" .Preview}}
 {{if .Preview}}<form method="post" action="/console/bulk"><fieldset><legend>2. Confirm</legend>
 <input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="action_id" value="{{.ActionID}}">
