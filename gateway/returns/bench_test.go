@@ -3,7 +3,10 @@ package returns
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -146,22 +149,88 @@ func BenchmarkProcessReturns(b *testing.B) {
 			wg.Wait()
 		})
 	})
-	for _, size := range []int{10, 50} {
-		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			benchReturns(b, func(ctx context.Context, proc *Processor, msgs [][]byte) {
-				for start := 0; start < len(msgs); start += size {
-					chunk := msgs[start:min(start+size, len(msgs))]
-					outs, n, err := proc.ProcessBatch(ctx, chunk)
-					if err != nil || n != len(chunk) {
-						b.Fatalf("batch at %d: %d of %d done: %v", start, n, len(chunk), err)
-					}
-					for i, out := range outs {
-						checkBenchOutcome(b, start+i, out, nil)
-					}
+	batches := func(size int) func(ctx context.Context, proc *Processor, msgs [][]byte) {
+		return func(ctx context.Context, proc *Processor, msgs [][]byte) {
+			for start := 0; start < len(msgs); start += size {
+				chunk := msgs[start:min(start+size, len(msgs))]
+				outs, n, err := proc.ProcessBatch(ctx, chunk)
+				if err != nil || n != len(chunk) {
+					b.Fatalf("batch at %d: %d of %d done: %v", start, n, len(chunk), err)
 				}
-			})
-		})
+				for i, out := range outs {
+					checkBenchOutcome(b, start+i, out, nil)
+				}
+			}
+		}
 	}
+	for _, size := range []int{10, 50} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchReturns(b, batches(size)) })
+	}
+	// Diagnostics. blobs-only: just the two Puts per message (raw message
+	// and ARL file) ProcessBatch does for a batch of 50, concurrently into
+	// the same blobdir: the ceiling the blob directory sets. memblobs: the
+	// batch of 50 with the blobs in memory, SQLite still on disk: what
+	// decoding, matching and committing cost without the blob files.
+	b.Run("blobs-only-batch=50", func(b *testing.B) {
+		benchReturns(b, func(ctx context.Context, proc *Processor, msgs [][]byte) {
+			b.StopTimer()
+			items := make([]item, len(msgs))
+			for i, m := range msgs {
+				h := sha256.Sum256(m)
+				items[i] = item{raw: m, sum: hex.EncodeToString(h[:]), plan: &plan{}}
+				items[i].parts, _ = Decode(m, proc.o.Decode)
+				for _, pt := range items[i].parts {
+					ps := sha256.Sum256(pt.Data)
+					items[i].partSums = append(items[i].partSums, hex.EncodeToString(ps[:]))
+				}
+			}
+			b.StartTimer()
+			for start := 0; start < len(items); start += 50 {
+				if _, err := proc.keepAll(ctx, items[start:min(start+50, len(items))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			for range msgs { // nothing relayed here: keep benchReturns' check
+				_ = proc.o.Relay.Relay(ctx, tenantA, "x", nil)
+			}
+		})
+	})
+	b.Run("memblobs-batch=50", func(b *testing.B) {
+		benchReturns(b, func(ctx context.Context, proc *Processor, msgs [][]byte) {
+			proc.o.Blobs = &memBlobs{m: map[string][]byte{}}
+			batches(50)(ctx, proc, msgs)
+		})
+	})
+}
+
+// memBlobs keeps blobs in memory (benchmark diagnostics only).
+type memBlobs struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (m *memBlobs) Put(_ context.Context, r io.Reader, _ int64) (string, int64, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.Sum256(b)
+	sum := hex.EncodeToString(h[:])
+	m.mu.Lock()
+	m.m[sum] = b
+	m.mu.Unlock()
+	return sum, int64(len(b)), nil
+}
+
+func (m *memBlobs) Open(_ context.Context, sum string) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.m[sum]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 // benchReturns prepares b.N lots and their ARL messages, then times run
