@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -424,11 +425,11 @@ func TestAgentsFileRoles(t *testing.T) {
 		"x:" + h + " role=king", "x:" + h + " perms=all", "x:" + h + " color=red", "x:" + h + " role=admin role=admin",
 		"x:" + h + " role=vendor tenant=acme destinations=CPAM-751",
 	} {
-		if _, err := console.ParseAgent(bad); err == nil {
+		if _, err := console.ParseAgent(bad); !errors.Is(err, console.ErrAgents) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if _, err := console.New(console.Options{Store: nil}); err == nil {
+	if _, err := console.New(console.Options{Store: nil}); !errors.Is(err, console.ErrConfig) {
 		t.Error("New without a store")
 	}
 }

@@ -60,10 +60,13 @@ type Console struct {
 	fails  *penalty.Table // failed logins per source address
 }
 
+// ErrConfig reports console options that cannot work.
+var ErrConfig = errors.New("console-config")
+
 // New returns the console. Mount it with Routes.
 func New(o Options) (*Console, error) {
 	if o.Store == nil || o.Queue == nil {
-		return nil, fmt.Errorf("console: Store and Queue are required")
+		return nil, fmt.Errorf("%w: Store and Queue are required", ErrConfig)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
