@@ -21,6 +21,7 @@ import (
 
 	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/gateway/signing"
+	"github.com/octgw/oct/routing"
 )
 
 // Config is the whole configuration. Zero values mean "default"; Defaults
@@ -50,6 +51,20 @@ type Config struct {
 	// Signing is the signing pool (docs/signing.md); without members, lots
 	// rest at routed.
 	Signing signing.Config `yaml:"signing"`
+	// Flows: medical certificates, PEC requests and SCOR attachments beside
+	// the B2 lots (docs/flows.md).
+	Flows Flows `yaml:"flows"`
+}
+
+// Flows configures the certificate, PEC and SCOR flows.
+type Flows struct {
+	// Selectivity flags certificates for medical control (zero: off).
+	Selectivity routing.SelectivityRules `yaml:"selectivity"`
+	// SCORPDFADestinations require PDF/A attachments (destination ids,
+	// e.g. amo:01751).
+	SCORPDFADestinations []string `yaml:"scor_pdfa_destinations"`
+	// SSAPollEvery is how often the SSA status feeds are read.
+	SSAPollEvery time.Duration `yaml:"ssa_poll_every"`
 }
 
 // Delivery configures the outbound transports; a transport without its
@@ -347,6 +362,7 @@ func (c *Config) fill() {
 	def(&c.SMTP.Domain, "localhost")
 	defd(&c.Delivery.ARLDeadline, 48*time.Hour)
 	defd(&c.Anomalies.Every, time.Minute)
+	defd(&c.Flows.SSAPollEvery, 30*time.Second)
 	defd(&c.Console.SessionTTL, 12*time.Hour)
 	defi(&c.Delivery.MaxConcurrent, 4)
 	defd(&c.Certificates.TTL, time.Hour)

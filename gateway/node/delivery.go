@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/octgw/oct/gateway/deliver"
+	deliverfhir "github.com/octgw/oct/gateway/deliver/fhir"
 	deliverhttps "github.com/octgw/oct/gateway/deliver/https"
 	deliversftp "github.com/octgw/oct/gateway/deliver/sftp"
 	deliversmtp "github.com/octgw/oct/gateway/deliver/smtp"
@@ -71,11 +72,19 @@ func (n *Node) deliveryFromConfig() (deliver.Sender, Certs, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("delivery.https.root_ca_file: %w", err)
 		}
-		s, err := deliverhttps.New(deliverhttps.Config{ClientCert: cert, RootCAs: roots})
+		hc := deliverhttps.Config{ClientCert: cert, RootCAs: roots}
+		s, err := deliverhttps.New(hc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("delivery.https: %w", err)
 		}
-		senders[referentials.HTTPS] = s
+		// One transport, three protocols: B2 files and PEC messages (the
+		// https sender), certificates as FHIR Bundles to SSAs.
+		fs, err := deliverfhir.New(hc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery.https (FHIR): %w", err)
+		}
+		senders[referentials.HTTPS] = deliver.ByFlow{Default: s, Flows: map[string]deliver.Sender{deliver.FlowCertificate: fs}}
+		n.httpsClient = &hc
 	}
 	if len(senders) == 0 {
 		return nil, nil, nil

@@ -27,6 +27,8 @@ import (
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/console"
 	"github.com/octgw/oct/gateway/deliver"
+	deliverfhir "github.com/octgw/oct/gateway/deliver/fhir"
+	deliverhttps "github.com/octgw/oct/gateway/deliver/https"
 	"github.com/octgw/oct/gateway/intake/api"
 	"github.com/octgw/oct/gateway/intake/mailbox"
 	"github.com/octgw/oct/gateway/observe"
@@ -76,6 +78,9 @@ type Node struct {
 	ch       channels
 	audit    *signAudit
 	ownsPool bool
+
+	httpsClient *deliverhttps.Config // HTTPS delivery settings, shared by the SSA status poller
+	ssaPoller   *deliverfhir.Poller
 }
 
 // Options are what the caller brings besides the configuration.
@@ -200,6 +205,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 			MaxErrors: cfg.Limits.MaxErrors, MaxConcurrent: cfg.Limits.MaxConcurrent,
 		},
 		Outbound: out,
+		Flows:    n.flowOptions(),
 		Workers: gateway.WorkerOptions{
 			Concurrency: cfg.Workers.Concurrency, LeaseTTL: cfg.Workers.LeaseTTL,
 			PollEvery: cfg.Workers.PollEvery, MaxAttempts: cfg.Workers.MaxAttempts,
@@ -238,6 +244,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		if err := n.openReturns(); err != nil {
 			return nil, err
 		}
+		if err := n.openSSAPoller(); err != nil {
+			return nil, fmt.Errorf("SSA status feeds: %w", err)
+		}
 	}
 	return n, nil
 }
@@ -267,6 +276,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	waitChannels := n.serveChannels(chanCtx)
 	waitPoller := n.runPoller(chanCtx)
+	waitSSA := n.runSSAPoller(chanCtx)
 	waitChaser := n.runChaser(workCtx)
 	waitSync := n.runSync(workCtx)
 	auditDone := make(chan struct{})
@@ -293,6 +303,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	cancel()
 	waitChannels()
 	waitPoller()
+	waitSSA()
 	stopWork()
 	wg.Wait()
 	waitChaser()

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/envelope"
+	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/deliver"
 	"github.com/octgw/oct/gateway/signing"
+	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/referentials"
 	"github.com/octgw/oct/routing"
 )
@@ -72,9 +74,17 @@ func (s routedSender) Send(ctx context.Context, d gateway.Delivery) (gateway.Rec
 	m := deliver.Message{
 		Lot: d.Lot.ID, Emitter: d.Lot.Emitter, Invoices: d.Lot.Invoices, Test: d.Lot.Test,
 		Dest: deliver.Destination{ID: dst.ID, Transport: dst.Transport, Address: dst.Address, Cipher: dst.Cipher},
-		Body: d.Body, Signature: d.Signature, Resend: d.Resend,
+		Body: d.Body, Signature: d.Signature, Resend: d.Resend, Flow: d.Lot.Flow, Ref: d.Lot.Ref,
 	}
-	if len(d.Body) >= envelope.RecordLength {
+	switch {
+	case d.Lot.Flow == store.FlowSCOR:
+		// The SCOR lot travels with its B2 lot's key and its own file id,
+		// which its ARL carries back (formats/scor FileID).
+		m.FileID, m.LotNumber = scor.FileID(d.Lot.ID), d.Lot.Number
+		if m.LotDate, err = time.Parse(time.DateOnly, d.Lot.Date); err != nil {
+			return gateway.Receipt{}, fmt.Errorf("SCOR lot %s: date %q: %w", d.Lot.ID, d.Lot.Date, err)
+		}
+	case gateway.IsB2(d.Lot) && len(d.Body) >= envelope.RecordLength:
 		m.FileID = envelope.Decode(d.Body[:envelope.RecordLength]).FileID
 	}
 	if dst.Transport == referentials.SMTP && dst.Cipher != referentials.CipherNone {
@@ -92,5 +102,5 @@ func (s routedSender) Send(ctx context.Context, d gateway.Delivery) (gateway.Rec
 	if err != nil {
 		return gateway.Receipt{}, err
 	}
-	return gateway.Receipt{MessageID: rc.MessageID, Detail: rc.Detail}, nil
+	return gateway.Receipt{MessageID: rc.MessageID, Detail: rc.Detail, Answer: rc.Answer}, nil
 }

@@ -72,11 +72,22 @@ var amcReceiverTypes = map[string]bool{"OC": true, "CS": true, "SM": true}
 // sending and explaining, so the three always decide alike.
 func routingInput(in gateway.RouteInput) routing.Input {
 	kind := routing.KindB2
-	if amcReceiverTypes[in.ReceiverType] {
+	profession := ""
+	switch {
+	case in.Flow == store.FlowCertificate:
+		kind = routing.KindCertificate
+	case in.Flow == store.FlowPEC:
+		// OCT-PEC requests are optical in v1 (OptoAMC): they take the
+		// operator's optics convention (docs/routing.md).
+		kind, profession = routing.KindPEC, "optics"
+	case in.Flow == store.FlowSCOR:
+		kind = routing.KindSCOR
+	case amcReceiverTypes[in.ReceiverType]:
 		kind = routing.KindDRE
 	}
 	return routing.Input{Tenant: in.Tenant, Emitter: in.Emitter, Kind: kind, Norm: in.Norm, Variant: in.Variant,
-		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart}
+		GrandRegime: in.GrandRegime, Caisse: in.Caisse, AMC: in.AMC, Test: in.Test, AMCPart: in.AMCPart && in.Flow != store.FlowSCOR,
+		Insurer: in.Insurer, Specialty: in.Specialty, Profession: profession}
 }
 
 func (a routerAdapter) Route(ctx context.Context, in gateway.RouteInput) (gateway.Route, error) {
