@@ -19,6 +19,7 @@ import (
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/internal/testenv"
+	"github.com/octgw/oct/routing"
 )
 
 // flowRouter routes every flow to a destination named after it, and
@@ -357,5 +358,61 @@ func TestFlowReturnBeforeSend(t *testing.T) {
 	}
 	if rets, _ := g.Store().Returns(ctx, "acme", 0, 10); len(rets) != 0 {
 		t.Fatalf("an early return was recorded: %+v", rets)
+	}
+}
+
+// rulesSelector is the node's adapter of routing.SelectivityRules.
+type rulesSelector struct{ r routing.SelectivityRules }
+
+func (s rulesSelector) SelectCertificate(ctx context.Context, f CertificateFacts, h PatientHistory) (bool, []string, error) {
+	sel, err := s.r.Select(ctx, routing.CertificateFacts{ID: f.ID, PatientKey: f.PatientKey, Benefit: f.Benefit,
+		IncapacityDays: f.IncapacityDays, Issued: f.Issued}, h)
+	return sel.Flagged, sel.Reasons, err
+}
+
+// TestCertificateSelectivity: a long incapacity is flagged at intake, and
+// the second certificate of the same patient is flagged as a repeat; the
+// reasons are in the lot's timeline, never the patient.
+func TestCertificateSelectivity(t *testing.T) {
+	g := newTestGateway(t, &answeringSender{}, flowRouter{})
+	g.selector = rulesSelector{routing.SelectivityRules{LongIncapacityDays: 30, RepeatCount: 1, RepeatWindow: 365 * 24 * time.Hour}}
+	ctx := context.Background()
+	first := certificate.GenCertificate(certificate.GenOptions{Seed: 21, Benefit: certificate.BenefitSickness, IncapacityDays: 45})
+	second := *first
+	second.ID, second.Incapacity = first.ID+"b", &certificate.Period{From: first.Incapacity.From, To: first.Incapacity.From, Kind: certificate.KindInitial}
+	var lots []string
+	for _, c := range []*certificate.Certificate{first, &second} {
+		data, err := certificate.MarshalJSON(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := g.Intake(ctx, "acme", Source{Channel: "api", Flow: store.FlowCertificate}, bytes.NewReader(data))
+		if err != nil || ack.Status != StatusAccepted {
+			t.Fatalf("intake: %v %+v", err, ack)
+		}
+		lots = append(lots, ack.ID+"-0")
+	}
+	reasonOf := func(lot string) string {
+		evs, err := g.Store().Events(ctx, "lot:"+lot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Type == "selectivity" {
+				return e.Reason
+			}
+		}
+		return ""
+	}
+	if r := reasonOf(lots[0]); !strings.Contains(r, "long-incapacity") || strings.Contains(r, "repeat") {
+		t.Errorf("first certificate: %q", r)
+	}
+	if r := reasonOf(lots[1]); !strings.Contains(r, "repeat") || strings.Contains(r, "long-incapacity") {
+		t.Errorf("second certificate: %q", r)
+	}
+	for _, l := range lots {
+		if r := reasonOf(l); strings.Contains(r, first.Patient.NIR) || strings.Contains(r, first.Patient.Family) {
+			t.Errorf("personal data in the selectivity reason %q", r)
+		}
 	}
 }
