@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
@@ -50,6 +51,18 @@ type Options struct {
 	// and of rejected invoices (defaults 300ms, 600ms, 3%, 5%).
 	ARLDelay, RSPDelay          time.Duration
 	NegativeARLRate, RejectRate float64
+	// LostARLRate is the share of the caisses' answers lost on the way: an
+	// ARL is dropped (with the RSPs answering the same delivery) before it
+	// reaches the gateway, decided per answer, so the answer to a resend
+	// has its own chance (0: none lost).
+	LostARLRate float64
+	// ARLDeadline is the chase's ARL deadline after each send, in demo
+	// time (default 3s; 48h in production): a lot without ARL by then is
+	// resent, then escalated (anomaly arl-missing-after-resend).
+	ARLDeadline time.Duration
+	// MaxResends is the chase policy's automatic resends before escalation
+	// (0: the product default, 1; negative: none).
+	MaxResends int
 }
 
 // Summary is the contract printed as the last stdout line with --json.
@@ -71,6 +84,11 @@ type Summary struct {
 	ElapsedS    float64 `json:"elapsed_s"`
 	TimedOut    bool    `json:"timed_out"`
 	ConsoleURL  string  `json:"console_url"`
+	Returns
+	// TargetsMet is false when a target of the demo is missed (Failures
+	// says which): the command exits non-zero.
+	TargetsMet bool     `json:"targets_met"`
+	Failures   []string `json:"failures,omitempty"`
 }
 
 func (o *Options) fill() {
@@ -107,11 +125,30 @@ func (o *Options) fill() {
 	if o.RejectRate == 0 {
 		o.RejectRate = 0.05
 	}
+	if o.ARLDeadline <= 0 {
+		o.ARLDeadline = 3 * time.Second
+	}
+}
+
+// check refuses options the demo cannot honour.
+func (o *Options) check() error {
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"lost ARL rate", o.LostARLRate}, {"negative ARL rate", o.NegativeARLRate}, {"reject rate", o.RejectRate}} {
+		if r.v < 0 || r.v > 1 {
+			return fmt.Errorf("demo: %s %v is not in [0, 1]", r.name, r.v)
+		}
+	}
+	return nil
 }
 
 // Run runs the demo and returns its summary.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o.fill()
+	if err := o.check(); err != nil {
+		return Summary{}, err
+	}
 	start := time.Now()
 	dir := o.DataDir
 	if dir == "" {
@@ -128,6 +165,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	cfg.Workers.PollEvery = 50 * time.Millisecond
 	cfg.Refs.SeedDemo = true
 	cfg.SFTP.Listen = "127.0.0.1:0"
+	// The chase in demo time: the ARL deadline of every send (the chaser's
+	// default policy takes it) and the chaser's tick.
+	cfg.Delivery.ARLDeadline = o.ARLDeadline
+	cfg.Anomalies.Every = min(250*time.Millisecond, o.ARLDeadline/4)
+	cfg.Anomalies.Chase.Default.MaxResends = o.MaxResends
 	keyFile, certFile, err := signing.WriteDevelopmentKey(dir, time.Now())
 	if err != nil {
 		return Summary{}, err
@@ -176,16 +218,35 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	fmt.Fprintln(o.Progress)
 
 	s, err := waitTerminal(ctx, o, n.Store, tenants, acked)
-	s.DoubleSent = ins.doubleSent()
-	s.ElapsedS = time.Since(start).Seconds()
-	s.ConsoleURL = base + "/"
 	if err != nil {
 		return s, err
 	}
+	if err := handBackHalf(ctx, n.Queue, n.Store, tenants); err != nil {
+		return s, err
+	}
+	if s.Returns, err = returnFigures(ctx, n.Store, tenants, ins.received()); err != nil {
+		return s, err
+	}
+	s.Returns.LostARLs, s.Returns.LostRSPs = ins.lostAnswers()
+	s.Returns.MaxResends = cfg.Anomalies.Chase.PolicyFor("").MaxResends
+	s.DoubleSent = s.Returns.doubleSent
+	s.ElapsedS = time.Since(start).Seconds()
+	s.ConsoleURL = base + "/"
+	s.check(o)
 	fmt.Fprintf(o.Progress, "\nfiles %d: accepted %d, rejected %d (syntax ack at once); lots %d: signed and sent over SMTP+S/MIME, ARL positive %d, negative %d, unroutable %d, settled by RSP %d\n",
 		s.Files, s.Accepted, s.Rejected, s.Lots, s.ARLPositive, s.ARLNegative, s.Unroutable, s.Settled)
 	fmt.Fprintf(o.Progress, "invoices %d; RSP returns %d; lost %d; double sent %d; anomalies for support %d; %.1fs\n",
 		s.Invoices, s.RSP, s.Lost, s.DoubleSent, s.Anomalies, s.ElapsedS)
+	r := s.Returns
+	fmt.Fprintf(o.Progress, "chase (ARL deadline %s, up to %d resend(s)): %d answers lost on the way (%d ARL, %d RSP); lots sent %d, resent %d times (%d lots), escalated %d, without any return %d (%.2f%%), resent after a positive ARL %d\n",
+		o.ARLDeadline, r.MaxResends, r.LostARLs+r.LostRSPs, r.LostARLs, r.LostRSPs, r.LotsSent, r.Resent, r.LotsResent, r.Escalated, r.LotsWithoutReturn, r.WithoutReturnPct, r.ResentAfterPositiveARL)
+	fmt.Fprintf(o.Progress, "rejected invoices %d: in the queue %d, handed back %d, unhandled %d\n",
+		r.RejectedInvoices, r.RejectedInQueue, r.RejectedHandedBack, r.RejectedUnhandled)
+	if s.TargetsMet {
+		fmt.Fprintln(o.Progress, "targets met")
+	} else {
+		fmt.Fprintf(o.Progress, "TARGETS MISSED:\n  %s\n", strings.Join(s.Failures, "\n  "))
+	}
 	if o.Keep {
 		fmt.Fprintf(o.Progress, "console: %s/  (Ctrl-C to stop)\n", base)
 		<-ctx.Done()
@@ -299,14 +360,17 @@ func postFile(ctx context.Context, c *http.Client, base, token, name string, bod
 }
 
 // resting says whether a lot has gone as far as it goes without a human:
-// terminal states, and the states that wait in the support work queue.
-func resting(s lifecycle.State) bool {
+// terminal states, and the states that wait in the support work queue
+// (escalated: its ARL is overdue and the resends are used up).
+func resting(s lifecycle.State, escalated bool) bool {
 	if lifecycle.IsTerminal(lifecycle.Lot, s) {
 		return true
 	}
 	switch s {
 	case lifecycle.LotUnroutable, lifecycle.LotSignFailed, lifecycle.LotDeliveryFailed, lifecycle.LotARLNegative, lifecycle.LotToRebuild:
 		return true
+	case lifecycle.LotARLOverdue:
+		return escalated
 	}
 	return false
 }
@@ -341,6 +405,19 @@ func waitTerminal(ctx context.Context, o Options, st store.Store, tenants []stri
 
 func summarize(ctx context.Context, st store.Store, tenants []string, acked []pushed) (Summary, error) {
 	s := Summary{Files: len(acked)}
+	escalated := map[string]bool{} // subjects of arl-missing-after-resend anomalies
+	for _, t := range tenants {
+		as, err := allAnomalies(ctx, st, t)
+		if err != nil {
+			return s, err
+		}
+		s.Anomalies += len(as)
+		for _, a := range as {
+			if a.Kind == anomalies.KindARLMissing {
+				escalated[a.Subject] = true
+			}
+		}
+	}
 	for _, a := range acked {
 		f, err := st.File(ctx, a.id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -380,7 +457,7 @@ func summarize(ctx context.Context, st store.Store, tenants []string, acked []pu
 			if l.State == lifecycle.LotSettled {
 				s.Settled++
 			}
-			if !resting(l.State) {
+			if !resting(l.State, escalated["lot:"+l.ID]) {
 				all = false
 			}
 		}
@@ -389,11 +466,6 @@ func summarize(ctx context.Context, st store.Store, tenants []string, acked []pu
 		}
 	}
 	for _, t := range tenants {
-		as, err := st.Anomalies(ctx, store.AnomalyQuery{Tenant: t, Limit: 100000})
-		if err != nil {
-			return s, err
-		}
-		s.Anomalies += len(as)
 		rets, err := st.Returns(ctx, t, 0, 100000)
 		if err != nil {
 			return s, err

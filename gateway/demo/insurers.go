@@ -2,9 +2,13 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,12 +33,22 @@ type insurers struct {
 	lost    atomic.Int64 // returns the node could not take (counted, shown)
 	nextID  atomic.Int64
 	once    sync.Once
+
+	// Answers lost on the way (Options.LostARLRate): decided per answer,
+	// not per lot, so the answer to a resend has its own chance.
+	seed     int64
+	lostRate float64
+	mu       sync.Mutex
+	answers  map[string]int  // ARLs the caisses sent per lot key (emitter/file/lots)
+	dropped  map[string]bool // Message-IDs of deliveries whose answer was lost
+	lostARL  int
+	lostRSP  int
 }
 
 // startInsurers starts the simulator; returns reach the node's return
 // processor (bound later, once the node is open).
 func startInsurers(o Options) (*insurers, error) {
-	in := &insurers{}
+	in := &insurers{seed: o.Seed, lostRate: o.LostARLRate, answers: map[string]int{}, dropped: map[string]bool{}}
 	s, err := sim.New(sim.Config{
 		AnyMailbox: true, ReturnTo: "returns@oct.demo", Seed: uint64(o.Seed),
 		NegativeARLRate: o.NegativeARLRate, RejectRate: o.RejectRate,
@@ -72,6 +86,9 @@ func startInsurers(o Options) (*insurers, error) {
 // take is the simulator's return sink: the mail a caisse sends, handed to
 // the node's return processor as the IMAP poller would.
 func (in *insurers) take(ctx context.Context, r sim.Return) error {
+	if in.lose(r) {
+		return nil
+	}
 	p := in.proc.Load()
 	if p == nil {
 		in.lost.Add(1)
@@ -98,24 +115,89 @@ func (in *insurers) take(ctx context.Context, r sim.Return) error {
 	}
 }
 
+// lose says whether the answer r is lost on its way to the gateway. An ARL
+// is lost with probability lostRate, decided by a hash of the seed, the lot
+// keys and the rank of this answer among the ARLs of the same lots (the
+// first send's answer, the first resend's...), so a run is reproducible
+// whatever the concurrency. The RSPs answering the same delivery
+// (In-Reply-To) are lost with it: the caisse's whole answer to that send
+// never arrives, as the simulator's own LostARLRate does per lot.
+func (in *insurers) lose(r sim.Return) bool {
+	if in.lostRate <= 0 {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ref := r.InReplyTo
+	key := fmt.Sprintf("%s/%s/%v", r.Emitter, r.FileID, r.Lots)
+	if ref == "" {
+		ref = key
+	}
+	switch r.Kind {
+	case "arl":
+		n := in.answers[key]
+		in.answers[key]++
+		if chance(in.seed, key, strconv.Itoa(n), "lost") < in.lostRate {
+			in.dropped[ref] = true
+			in.lostARL++
+			return true
+		}
+	case "rsp":
+		if in.dropped[ref] {
+			in.lostRSP++
+			return true
+		}
+	}
+	return false
+}
+
+// lostAnswers returns the ARLs and RSPs lost on the way so far.
+func (in *insurers) lostAnswers() (arls, rsps int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.lostARL, in.lostRSP
+}
+
+// chance is a deterministic number in [0,1) from the seed and parts.
+func chance(seed int64, parts ...string) float64 {
+	h := sha256.New()
+	fmt.Fprint(h, seed)
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return float64(binary.BigEndian.Uint64(h.Sum(nil))>>11) / (1 << 53)
+}
+
 func (in *insurers) close() { in.once.Do(func() { in.sim.Close() }) }
 
-// doubleSent counts lots the insurers received more than once without the
-// gateway having asked for a resend.
-func (in *insurers) doubleSent() int {
-	seen := map[string]int{}
+// received counts the lots the insurers received, by lot key (émetteur,
+// number, date): the gateway's send attempts are compared with it.
+func (in *insurers) received() map[lotKey]int {
+	seen := map[lotKey]int{}
 	for _, r := range in.sim.Received() {
 		for _, l := range r.Lots {
-			seen[fmt.Sprintf("%s/%s/%d/%s", r.Header.Sender, r.Header.FileID, l.Number, l.Date)]++
+			seen[lotKey{emitter9(r.Header.Sender), l.Number, l.Date}]++
 		}
 	}
-	n := 0
-	for _, c := range seen {
-		if c > 1 {
-			n++
-		}
+	return seen
+}
+
+// emitter9 is an émetteur number as a lot carries it: the 000 record's
+// sender is the 9-digit number left-padded with zeros to 14.
+func emitter9(s string) string {
+	s = strings.TrimSpace(s)
+	if n := len(s); n > 9 && strings.Trim(s[:n-9], "0") == "" {
+		return s[n-9:]
 	}
-	return n
+	return s
+}
+
+// lotKey is how a caisse knows a lot.
+type lotKey struct {
+	emitter string
+	number  int
+	date    string
 }
 
 // signingConfig is the demo's pool: one software member.
