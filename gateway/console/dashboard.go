@@ -105,40 +105,31 @@ func (c *Console) dashboard(ctx context.Context, u user) (dashView, error) {
 	// gets a time budget, and the page says what it could not count.
 	cctx, cancel := context.WithTimeout(ctx, c.o.DashboardBudget)
 	defer cancel()
-states:
 	for _, st := range lifecycle.For(lifecycle.Lot).States() {
 		sc := stateCount{State: st, Terminal: lifecycle.IsTerminal(lifecycle.Lot, st)}
-		for _, q := range lotQueries(u) {
-			q.State, q.Limit = st, dashCap+1
-			ls, err := c.o.Store.Lots(cctx, q)
-			if err != nil && ctx.Err() == nil && cctx.Err() != nil {
-				v.CountCut = true
-				break states
-			}
-			if err != nil {
-				return v, err
-			}
-			if len(ls) > dashCap {
-				ls, sc.More = ls[:dashCap], true
-			}
-			sc.N += len(ls)
-			if !isUnacked(st) {
-				continue
-			}
-			if sc.More {
-				v.OldestCut = true
-			}
-			for _, l := range ls {
-				if !u.seesLot(l) {
-					continue
-				}
-				o, ok := oldest[l.Destination]
-				if !ok || l.UpdatedAt.Before(o.Lot.UpdatedAt) {
-					oldest[l.Destination] = oldestRow{Destination: l.Destination, Lot: l, Age: now.Sub(l.UpdatedAt)}
-				}
-			}
+		ls, err := c.lotsIn(cctx, u, st)
+		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+			v.CountCut = true
+			break
+		}
+		if err != nil {
+			return v, err
+		}
+		sc.N, sc.More = len(ls), len(ls) > dashCap
+		if sc.More {
+			sc.N = dashCap
 		}
 		v.States = append(v.States, sc)
+		if !isUnacked(st) {
+			continue
+		}
+		v.OldestCut = v.OldestCut || sc.More
+		for _, l := range ls {
+			o, ok := oldest[l.Destination]
+			if !ok || l.UpdatedAt.Before(o.Lot.UpdatedAt) {
+				oldest[l.Destination] = oldestRow{Destination: l.Destination, Lot: l, Age: now.Sub(l.UpdatedAt)}
+			}
+		}
 	}
 	for _, o := range oldest {
 		v.Oldest = append(v.Oldest, o)
@@ -170,6 +161,35 @@ states:
 		v.Chart = drawChart(v.Days)
 	}
 	return v, nil
+}
+
+// lotsIn reads the lots of the user's scope in state st: at most
+// dashCap+1 (more means "at least dashCap"; an insurer's destinations are
+// read one by one, so more is per destination).
+//
+// A global user's read uses the store's state index. For a scoped user,
+// the same bounded read of the state's index comes first, filtered here:
+// when the whole state holds at most dashCap lots (every rare state) that
+// is exact and cheap. Only a state common across the gateway is read by
+// tenant or destination, which a store may serve by walking that index.
+func (c *Console) lotsIn(ctx context.Context, u user, st lifecycle.State) ([]store.Lot, error) {
+	all, err := c.o.Store.Lots(ctx, store.LotQuery{State: st, Limit: dashCap + 1})
+	if err != nil {
+		return nil, err
+	}
+	if u.Global() || len(all) <= dashCap {
+		return u.filterLots(all), nil
+	}
+	var out []store.Lot
+	for _, q := range lotQueries(u) {
+		q.State, q.Limit = st, dashCap+1
+		ls, err := c.o.Store.Lots(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u.filterLots(ls)...)
+	}
+	return out, nil
 }
 
 func isUnacked(s lifecycle.State) bool {

@@ -11,9 +11,8 @@ import (
 )
 
 // BenchmarkDashboard measures the dashboard page of a support agent and of
-// a vendor over a store holding 50 000 lots of one tenant (all created, so
-// every other state is a miss that reads the tenant's index): the worst
-// case of the bounded per-state reads.
+// a vendor and an insurer over a SQLite store holding 50 000 lots of one
+// tenant, all created.
 func BenchmarkDashboard(b *testing.B) {
 	f := anomaliestest.New(b)
 	const n = 50000
