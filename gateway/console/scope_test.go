@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -488,5 +489,37 @@ func TestDashboardBudget(t *testing.T) {
 	code, page, _ := e2.do("GET", "/console/dashboard", nil)
 	if code != http.StatusOK || !strings.Contains(page, `id="count-cut"`) || !strings.Contains(page, `id="arl-rate"`) {
 		t.Fatalf("%d %s", code, page)
+	}
+}
+
+// TestDashboardCommonState: a state holding more lots than one bounded
+// read across the gateway is read by the scoped user's tenant, and its
+// count stays exact for that tenant.
+func TestDashboardCommonState(t *testing.T) {
+	e := newEnv(t)
+	for _, fl := range []struct {
+		id, tenant string
+		n          int
+	}{{"FBETA", "beta", 1001}, {"FACME", "acme", 2}} {
+		if _, _, err := e.f.Store.CreateFile(e.f.Ctx, store.File{ID: fl.id, Tenant: fl.tenant, Channel: "api", SHA256: fl.id, State: lifecycle.FileReceived}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := &store.Change{}
+		for j := range fl.n {
+			c.Lots = append(c.Lots, store.Lot{ID: fmt.Sprintf("%s-%04d", fl.id, j), File: fl.id, Tenant: fl.tenant, Index: j,
+				Emitter: "750000001", Number: j + 1, Date: "2026-03-02", Destination: "CPAM-999", State: lifecycle.LotCreated})
+		}
+		e.f.Commit(c)
+	}
+	for who, want := range map[string]string{
+		"alice": `<tr data-state="created"><td><code>created</code></td><td class="n">1000+</td>`,
+		"carol": `<tr data-state="created"><td><code>created</code></td><td class="n">2</td>`,
+		"ivan":  `<tr data-state="created"><td><code>created</code></td><td class="n">0</td>`,
+		"olga":  `<tr data-state="created"><td><code>created</code></td><td class="n">1000+</td>`,
+	} {
+		e.loginAs(who)
+		if _, page, _ := e.do("GET", "/console/dashboard", nil); !strings.Contains(page, want) {
+			t.Errorf("%s: lacks %s", who, want)
+		}
 	}
 }
