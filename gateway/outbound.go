@@ -59,6 +59,10 @@ type OutboundOptions struct {
 	Profile     string // signing profile (default "default")
 	Sender      Sender
 	ARLDeadline time.Duration // an ARL is expected within this (default 48h)
+	// AfterSend, when set, is called once a send succeeded and before its
+	// outcome is journalled: the crash tests kill the process there
+	// (`oct serve` with OCT_FAILPOINT=kill-after-send).
+	AfterSend func(lot store.Lot)
 }
 
 func (o *OutboundOptions) fill() {
@@ -161,6 +165,9 @@ func (g *Gateway) deliver(ctx context.Context, l store.Lease) (*store.Change, er
 		return nil, err
 	}
 	rcpt, err := g.out.Sender.Send(ctx, Delivery{Lot: lot, Route: in, Body: body, Signature: sig, Resend: resend})
+	if err == nil && g.out.AfterSend != nil {
+		g.out.AfterSend(lot)
+	}
 	a.Ended = g.now().UTC()
 	switch {
 	case err == nil:

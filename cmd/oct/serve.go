@@ -2,11 +2,32 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/octgw/oct/gateway/node"
+	"github.com/octgw/oct/gateway/store"
 )
+
+// failpoint is a crash-test hook read from OCT_FAILPOINT (never set in
+// production): "kill-after-send" makes the process SIGKILL itself right
+// after the first successful send, before its outcome is journalled — the
+// worst instant for "never send twice" (docs/delivery.md).
+func failpoint(name string, log *slog.Logger) (func(store.Lot), error) {
+	switch name {
+	case "kill-after-send":
+		log.Warn("failpoint armed: the process kills itself after its first send", "failpoint", name)
+		return func(l store.Lot) {
+			log.Warn("failpoint: killing the process after a send, before its journal entry", "lot", l.ID)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // SIGKILL is not delivered synchronously: never return
+		}, nil
+	}
+	return nil, fmt.Errorf("OCT_FAILPOINT=%q: unknown failpoint (kill-after-send)", name)
+}
 
 func serveCmd(g *globals) *cobra.Command {
 	var listen, sftpListen string
@@ -29,7 +50,13 @@ readiness goes down, in-flight uploads finish, workers stop.`,
 			}
 			log, levels := newLevelledLogger(cfg)
 			ctx := cmd.Context()
-			n, err := node.Open(ctx, cfg, node.Options{Logger: log, Exclusive: true, Levels: levels})
+			opts := node.Options{Logger: log, Exclusive: true, Levels: levels}
+			if fp := os.Getenv("OCT_FAILPOINT"); fp != "" {
+				if opts.AfterSend, err = failpoint(fp, log); err != nil {
+					return err
+				}
+			}
+			n, err := node.Open(ctx, cfg, opts)
 			if err != nil {
 				return err
 			}

@@ -105,6 +105,8 @@ type Options struct {
 	// recipients' encryption certificates.
 	Deliver deliver.Sender
 	Certs   Certs
+	// AfterSend is gateway.OutboundOptions.AfterSend (crash tests only).
+	AfterSend func(store.Lot)
 }
 
 // ErrLocked is returned when another process serves the same data
@@ -178,7 +180,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}}); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	out := gateway.OutboundOptions{Sender: o.Sender, ARLDeadline: cfg.Delivery.ARLDeadline}
+	out := gateway.OutboundOptions{Sender: o.Sender, ARLDeadline: cfg.Delivery.ARLDeadline, AfterSend: o.AfterSend}
 	if o.Deliver == nil && o.Sender == nil && o.Exclusive {
 		if o.Deliver, o.Certs, err = n.deliveryFromConfig(); err != nil {
 			return nil, err
