@@ -55,7 +55,8 @@ func (n *Node) openSupport() (map[string]http.Handler, error) {
 			return nil, fmt.Errorf("%s: %w", n.Config.Path("", "agents"), err)
 		}
 	}
-	c, err := console.New(console.Options{Store: n.Store, Queue: q, Agents: agents, Logger: n.Logger, Clock: clock, SessionTTL: n.Config.Console.SessionTTL})
+	c, err := console.New(console.Options{Store: n.Store, Queue: q, Agents: agents, Logger: n.Logger, Clock: clock,
+		SessionTTL: n.Config.Console.SessionTTL, Blobs: n.Blobs, Referentials: n.Referentials})
 	if err != nil {
 		return nil, err
 	}

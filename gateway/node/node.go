@@ -217,7 +217,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		return nil, err
 	}
 	n.Gateway = g
-	extra := map[string]http.Handler{"GET /{$}": console.Handler(st, o.Logger)}
+	extra := map[string]http.Handler{} // GET / and /console/ come with the console (serving nodes)
 	if o.Exclusive {
 		routes, err := n.openSupport()
 		if err != nil {
