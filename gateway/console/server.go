@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/anomalies"
+	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/intake/penalty"
 	"github.com/octgw/oct/gateway/lifecycle"
 	"github.com/octgw/oct/gateway/store"
@@ -622,6 +623,11 @@ type lotView struct {
 	FileVisible  bool // the user may see the whole file (not an insurer)
 	Raw          bool // the raw download link is shown
 	Timeline     []tlEntry
+	// Linked are the lots tied across flows (PEC request ↔ invoices that
+	// carry its number, B2 lot ↔ its SCOR attachments), in the user's scope.
+	Linked      []store.Lot
+	LinkedInvs  []store.Invoice
+	LinkedLabel string
 }
 
 // maxReturnScan bounds the tenant feed read to find a lot's returns.
@@ -698,6 +704,20 @@ func (c *Console) lotPage(w http.ResponseWriter, r *http.Request, s reqSession) 
 	v.Anomalies = seen
 	v.FileVisible = u.seesFileOwn(v.File)
 	v.Raw = u.CanRaw() && c.o.Blobs != nil && v.Lot.Blob != ""
+	if links, err := gateway.LinksOf(ctx, st, v.Lot, v.Invoices); err != nil {
+		c.fail(w, s, err)
+		return
+	} else if links != nil {
+		if links.B2Lot != nil {
+			v.Linked = append(v.Linked, *links.B2Lot)
+		}
+		v.Linked = u.filterLots(append(append(v.Linked, links.SCOR...), links.PECRequests...))
+		for _, inv := range links.Invoices {
+			if l, err := st.Lot(ctx, inv.Lot); err == nil && u.seesLot(l) {
+				v.LinkedInvs = append(v.LinkedInvs, inv)
+			}
+		}
+	}
 	v.Timeline = timeline(v)
 	c.render(w, http.StatusOK, "lot", &s, v)
 }

@@ -200,6 +200,9 @@ var pageBodies = map[string]string{
 <tr><th>replaces</th><td>{{with .Lot.Replaces}}<a href="/console/lot/{{.}}">{{.}}</a>{{end}}</td><th>rebuilt as</th><td colspan="5">{{range .ReplacedBy}}<a href="/console/lot/{{.ID}}">{{.ID}}</a> {{end}}</td></tr></table>
 <h2>Timeline</h2><ol class="timeline" id="timeline">
 {{range .Timeline}}<li class="{{.Class}}"><time>{{ts .Time}}</time><strong>{{.What}}</strong>{{with .Actor}} · {{.}}{{end}}{{with .Detail}} · {{.}}{{end}}</li>{{else}}<li>nothing yet</li>{{end}}</ol>
+{{if or .Linked .LinkedInvs}}<h2>Linked</h2><table id="linked"><tr><th>lot</th><th>flow</th><th>reference</th><th>state</th><th>status</th><th>PEC</th></tr>
+{{range .Linked}}<tr><td><a href="/console/lot/{{.ID}}">{{.ID}}</a></td><td>{{or .Flow "b2"}}</td><td>{{.Ref}}</td><td>{{.State}}</td><td>{{.Status}}</td><td>{{.PEC}}</td></tr>{{end}}
+{{range .LinkedInvs}}<tr><td><a href="/console/lot/{{.Lot}}">{{.Lot}}</a></td><td>b2 invoice {{.Number}}</td><td>PEC {{.PEC}}</td><td>{{.State}}</td><td>{{join .Codes " "}}</td><td>{{cents .Billed}} €</td></tr>{{end}}</table>{{end}}
 <h2>Invoices</h2><table id="invoices"><tr><th>id</th><th>number</th><th>state</th><th>codes</th><th>billed</th><th>AMO</th><th>AMC</th><th>NIR (hash)</th></tr>
 {{range .Invoices}}<tr><td>{{.ID}}</td><td>{{.Number}}</td><td>{{.State}}</td><td>{{join .Codes " "}}</td><td>{{cents .Billed}}</td><td>{{cents .AMO}}</td><td>{{cents .AMCPart}}</td><td><code>{{short .NIRHash}}</code></td></tr>{{end}}</table>
 <h2>Send attempts</h2><table id="attempts"><tr><th>id</th><th>destination</th><th>resend</th><th>started</th><th>ended</th><th>outcome</th><th>message</th><th>detail</th></tr>
