@@ -305,9 +305,9 @@ func (p *Processor) ProcessBatch(ctx context.Context, raws [][]byte) (outs []Out
 				}
 				continue
 			}
-			if err != nil && news > 1 {
+			if err != nil && stop > 1 {
 				p.o.Logger.Warn("returns: batch commit failed, applying its messages one by one",
-					"messages", news, "error", err)
+					"messages", stop, "error", err)
 				return p.oneByOne(ctx, raws, outs)
 			}
 			if err != nil {
