@@ -1,8 +1,6 @@
 package certificate
 
 import (
-	"bytes"
-	"encoding/json"
 	"sort"
 	"strconv"
 
@@ -146,48 +144,4 @@ func (w *walker) modifiers(n node) {
 	if n.member("modifierExtension").present() {
 		w.c.Addf(ErrModifierExt, 0, n.path+".modifierExtension", "no modifier extension is defined by %s", Version)
 	}
-}
-
-// decodeGeneric parses data as exactly one JSON value, numbers kept as
-// text. It returns the byte offset of a syntax error.
-func decodeGeneric(data []byte) (any, int64, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		off := d.InputOffset()
-		if se, ok := err.(*json.SyntaxError); ok {
-			off = se.Offset
-		}
-		return nil, off, errSyntax
-	}
-	if off := d.InputOffset(); len(bytes.TrimSpace(data[off:])) != 0 {
-		return nil, off, errTrailing
-	}
-	return v, -1, nil
-}
-
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-// The syntax messages are ours: encoding/json's quote bytes of the input,
-// which may be personal data.
-const (
-	errSyntax   = constErr("not valid JSON")
-	errTrailing = constErr("data after the JSON value")
-)
-
-// syntaxFinding is the one finding for input that is not a JSON object.
-func syntaxFinding(data []byte, c *fixed.Collector) any {
-	v, off, err := decodeGeneric(data)
-	if err != nil {
-		c.Addf(ErrJSONSyntax, 0, "", "at byte %d: %v", off, err)
-		return nil
-	}
-	if _, ok := v.(map[string]any); !ok {
-		c.Addf(ErrJSONSyntax, 0, "", "want a JSON object")
-		return nil
-	}
-	return v
 }

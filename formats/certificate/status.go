@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/fixed"
+	"github.com/octgw/oct/formats/jsondoc"
 )
 
 // The SSA answers a certificate over time with FHIR R4 Task resources
@@ -264,7 +265,7 @@ func ParseTask(b []byte) (StatusUpdate, error) {
 		c.Addf(ErrTooLarge, 0, "", "more than %d bytes", MaxTaskBytes)
 		return StatusUpdate{}, firstErr(c)
 	}
-	v := syntaxFinding(b, c)
+	v := jsondoc.Object(b, c, ErrJSONSyntax)
 	if v == nil {
 		return StatusUpdate{}, firstErr(c)
 	}
@@ -287,7 +288,7 @@ func ParseTaskBundle(b []byte) ([]StatusUpdate, error) {
 		c.Addf(ErrTooLarge, 0, "", "more than %d bytes", MaxTaskBundleBytes)
 		return nil, firstErr(c)
 	}
-	v := syntaxFinding(b, c)
+	v := jsondoc.Object(b, c, ErrJSONSyntax)
 	if v == nil {
 		return nil, firstErr(c)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/fixed"
+	"github.com/octgw/oct/formats/jsondoc"
 	"github.com/octgw/oct/formats/nir"
 	"github.com/octgw/oct/formats/pec"
 )
@@ -30,7 +31,7 @@ func Validate(r io.Reader, opt Options) (*Report, error) {
 		c.Addf(ErrTooLarge, 0, "", "more than %d bytes", max)
 		return finish(rep, c), nil
 	}
-	v := syntaxFinding(data, c)
+	v := jsondoc.Object(data, c, ErrJSONSyntax)
 	if v == nil {
 		return finish(rep, c), nil
 	}

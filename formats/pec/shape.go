@@ -1,7 +1,6 @@
 package pec
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -98,29 +97,3 @@ func join(path, k string) string {
 	}
 	return path + "." + k
 }
-
-// decodeGeneric parses data as one JSON value with numbers kept as text.
-// It returns the offset of a syntax error, or -1.
-func decodeGeneric(data []byte) (any, int64, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		off := d.InputOffset()
-		if se, ok := err.(*json.SyntaxError); ok {
-			off = se.Offset
-		}
-		return nil, off, err
-	}
-	// Only white space may follow.
-	if off := d.InputOffset(); len(bytes.TrimSpace(data[off:])) != 0 {
-		return nil, off, errTrailing
-	}
-	return v, -1, nil
-}
-
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-const errTrailing = constErr("data after the JSON value")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/fixed"
+	"github.com/octgw/oct/formats/jsondoc"
 	"github.com/octgw/oct/formats/nir"
 )
 
@@ -89,13 +90,8 @@ func finish(rep *Report, c *fixed.Collector) *Report {
 // decode parses data into a Message, reporting syntax, shape and type
 // problems. It returns nil when data is not a JSON object.
 func decode(data []byte, c *fixed.Collector) *Message {
-	v, off, err := decodeGeneric(data)
-	if err != nil {
-		c.Addf(ErrJSONSyntax, 0, "", "at byte %d: %v", off, err)
-		return nil
-	}
-	if _, ok := v.(map[string]any); !ok {
-		c.Addf(ErrJSONSyntax, 0, "", "want a JSON object")
+	v := jsondoc.Object(data, c, ErrJSONSyntax)
+	if v == nil {
 		return nil
 	}
 	checkShape(v, reflect.TypeFor[Message](), "", c, 0)
