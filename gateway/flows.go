@@ -231,23 +231,7 @@ func (g *Gateway) intakeFlow(ctx context.Context, tenant string, src Source, r i
 			To: lifecycle.FileSplit, Actor: "intake", Reason: "one " + flow + " lot"})
 		then.Enqueue = []store.Job{{Kind: JobRoute, Subject: lotID, Key: "route", RunAt: now}}
 	}
-	existing, created, err := g.st.CreateFile(ctx, f, then)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Ack{}, ctx.Err()
-		}
-		return Ack{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	if !created {
-		var first Ack
-		if err := json.Unmarshal(existing.Ack, &first); err != nil {
-			return Ack{}, fmt.Errorf("%w: stored acknowledgement of %s unreadable: %v", ErrUnavailable, existing.ID, err)
-		}
-		first.Duplicate = true
-		return first, nil
-	}
-	g.Wake()
-	return ack, nil
+	return g.record(ctx, f, then, ack)
 }
 
 // ErrUnknownFlow is returned for an explicit flow OCT does not take.

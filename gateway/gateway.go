@@ -269,6 +269,14 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 	if rep.Valid {
 		then.Enqueue = []store.Job{{Kind: JobSplit, Subject: id, Key: "split", RunAt: now}}
 	}
+	return g.record(ctx, f, then, ack)
+}
+
+// record commits a new file with what follows from it and returns its
+// acknowledgement; for bytes (or an idempotency key) the tenant already
+// sent, nothing is written and the first acknowledgement comes back marked
+// duplicate.
+func (g *Gateway) record(ctx context.Context, f store.File, then *store.Change, ack Ack) (Ack, error) {
 	existing, created, err := g.st.CreateFile(ctx, f, then)
 	if err != nil {
 		if ctx.Err() != nil {
