@@ -21,6 +21,16 @@ import (
 // then scheduled like for SMTP), 400 for a malformed request, or the code
 // of an injected Fault (Stage "post").
 func (s *Sim) StartHTTPS(addr string) (string, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /amc/{endpoint}", s.handlePost)
+	mux.HandleFunc("POST /amc/{endpoint}/pec", s.handlePEC)
+	return s.serveTLS(addr, mux)
+}
+
+// serveTLS serves h on addr with the Sim's certificate, a client
+// certificate required (verified against Config.HTTPSClientCAs when set),
+// until Close.
+func (s *Sim) serveTLS(addr string, h http.Handler) (string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
@@ -29,10 +39,7 @@ func (s *Sim) StartHTTPS(addr string) (string, error) {
 	if s.cfg.HTTPSClientCAs != nil {
 		tcfg.ClientAuth, tcfg.ClientCAs = tls.RequireAndVerifyClientCert, s.cfg.HTTPSClientCAs
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /amc/{endpoint}", s.handlePost)
-	mux.HandleFunc("POST /amc/{endpoint}/pec", s.handlePEC)
-	srv := &http.Server{Handler: mux, TLSConfig: tcfg, ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h, TLSConfig: tcfg, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: log.New(io.Discard, "", 0), BaseContext: func(net.Listener) context.Context { return s.ctx }}
 	if !s.startServer(func() error {
 		err := srv.Close()

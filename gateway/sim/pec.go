@@ -108,7 +108,7 @@ func (s *Sim) handlePEC(w http.ResponseWriter, r *http.Request) {
 			}
 			rec.Errors = append(rec.Errors, e.Error())
 		}
-		s.record(rec)
+		s.record(rec, nil)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]any{"errors": errs})
@@ -123,7 +123,7 @@ func (s *Sim) handlePEC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Answer = out
-	s.record(rec)
+	s.record(rec, nil)
 	s.log.Info("sim: PEC message answered", "endpoint", ep, "kind", rep.Kind, "status", ans.Status)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Request-Id", fmt.Sprintf("sim-pec-%s-%d", ep, s.Stats().PEC))
@@ -233,12 +233,16 @@ func verifyHeaderSignature(rec *Received, b64 string, body []byte) {
 }
 
 // record appends rec to Received and notifies.
-func (s *Sim) record(rec Received) {
+func (s *Sim) record(rec Received, count func(*Stats)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return
+		return false
 	}
 	s.received = append(s.received, rec)
+	if count != nil {
+		count(&s.stats)
+	}
 	s.notifyLocked()
+	return true
 }

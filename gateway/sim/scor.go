@@ -64,15 +64,9 @@ func (s *Sim) acceptSCOR(in inbound) error {
 	o.Lost = s.cfg.LostARLRate > 0 && s.chance(append(key, "lost")...) < s.cfg.LostARLRate
 	o.ARLDelay = s.cfg.ARLDelay + s.jitter(s.cfg.ARLDelayJitter, append(key, "arl-jitter")...)
 	r.Lots = []LotOutcome{o}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.record(r, func(st *Stats) { st.SCOR++ }) {
 		return nil
 	}
-	s.received = append(s.received, r)
-	s.stats.SCOR++
-	s.notifyLocked()
-	s.mu.Unlock()
 	s.log.Info("sim: SCOR attachment received", "endpoint", in.endpoint, "message_id", in.messageID, "scor_file_id", subj.FileID,
 		"lot", subj.LotNumber, "valid", r.Valid, "pages", subj.Pages)
 	if o.Lost {

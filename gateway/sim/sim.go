@@ -540,15 +540,9 @@ func (s *Sim) accept(in inbound) Received {
 	}
 	plan := s.decide(r, rep, lots)
 	r.Lots = plan.outcomes
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.record(r, func(st *Stats) { st.Files++ }) {
 		return r
 	}
-	s.received = append(s.received, r)
-	s.stats.Files++
-	s.notifyLocked()
-	s.mu.Unlock()
 	s.log.Info("sim: file received", "channel", in.channel, "endpoint", in.endpoint, "message_id", in.messageID,
 		"valid", r.Valid, "lots", len(r.Lots), "cipher", in.cipher, "signed", r.Signed, "signature_ok", r.SignatureOK)
 	if plan.answered() == 0 {

@@ -2,14 +2,9 @@ package sim
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -93,30 +88,10 @@ func (s *Sim) SSATasks(endpoint string) []certificate.StatusUpdate {
 // required (verified against Config.HTTPSClientCAs when set), as for
 // StartHTTPS.
 func (s *Sim) StartSSA(addr string) (string, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	tcfg := &tls.Config{Certificates: []tls.Certificate{s.tlsCrt}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequireAnyClientCert}
-	if s.cfg.HTTPSClientCAs != nil {
-		tcfg.ClientAuth, tcfg.ClientCAs = tls.RequireAndVerifyClientCert, s.cfg.HTTPSClientCAs
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /ssa/{endpoint}/Bundle", s.handleSSABundle)
 	mux.HandleFunc("GET /ssa/{endpoint}/Task", s.handleSSATasks)
-	srv := &http.Server{Handler: mux, TLSConfig: tcfg, ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog: log.New(io.Discard, "", 0), BaseContext: func(net.Listener) context.Context { return s.ctx }}
-	if !s.startServer(func() error {
-		err := srv.Close()
-		if errors.Is(err, net.ErrClosed) {
-			err = nil
-		}
-		return err
-	}, func() { _ = srv.ServeTLS(l, "", "") }) {
-		l.Close()
-		return "", ErrClosed
-	}
-	return l.Addr().String(), nil
+	return s.serveTLS(addr, mux)
 }
 
 func writeFHIR(w http.ResponseWriter, code int, body []byte) {
@@ -198,7 +173,7 @@ func (s *Sim) handleSSABundle(w http.ResponseWriter, r *http.Request) {
 		}
 		oo := outcome(errs)
 		rec.Answer = oo
-		s.record(rec)
+		s.record(rec, nil)
 		writeFHIR(w, http.StatusBadRequest, oo)
 		return
 	}
@@ -224,7 +199,7 @@ func (s *Sim) handleSSABundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Status, rec.Answer = string(cur.Status), task
-	s.record(rec)
+	s.record(rec, nil)
 	if known {
 		writeFHIR(w, http.StatusOK, task)
 		return
