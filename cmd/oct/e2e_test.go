@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/b2"
-	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/internal/testenv"
 )
@@ -37,21 +36,11 @@ func TestServeDeliversToSimAndTakesReturnsOverIMAP(t *testing.T) {
 	}
 	simOut := filepath.Join(dir, "sim")
 	smtpPort := testenv.FreePort(t)
-	testenv.Start(t, testenv.Spec{
-		Name: "oct sim", Path: bin,
-		Args: []string{"sim", "--out", simOut, "--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--sftp", "", "--https", "",
-			"--imap", dc.Addr, "--imap-user", dc.User, "--imap-password-file", pwFile,
-			"--arl-delay", "200ms", "--rsp-delay", "400ms", "--negative-rate", "0", "--reject-rate", "0.2"},
-		Ready: testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", smtpPort)),
-	})
+	startSim(t, bin, simOut, smtpPort, nil, "--sftp", "", "--https", "", "--ssa", "",
+		"--imap", dc.Addr, "--imap-user", dc.User, "--imap-password-file", pwFile,
+		"--arl-delay", "200ms", "--rsp-delay", "400ms", "--negative-rate", "0", "--reject-rate", "0.2")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		_, err := os.Stat(filepath.Join(simOut, "certs", "01422@422.01.rss.fr.pem"))
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("oct sim wrote no caisse certificate")
-	}
 
 	keyFile, certFile := writeSigningKey(t, dir)
 	data := filepath.Join(dir, "data")
@@ -96,17 +85,9 @@ returns:
 	if err := b2.Generate(&buf, b2.GenOptions{Seed: 42, Lots: 1, Invoices: 10}); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/files", &buf)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ack gateway.Ack
-	_ = json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || ack.Status != "accepted" {
-		t.Fatalf("push: %d %+v", resp.StatusCode, ack)
+	ack := postAck(t, ctx, base+"/v1/files", token, buf.Bytes())
+	if ack.Status != "accepted" {
+		t.Fatalf("push: %+v", ack)
 	}
 	type lotView struct {
 		ID, State string
@@ -119,7 +100,7 @@ returns:
 		} `json:"attempts"`
 		InvoiceList []struct{ State string } `json:"invoice_list"`
 	}
-	err = testenv.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := testenv.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		var f struct {
 			LotList []lotView `json:"lot_list"`
 		}

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,24 +39,14 @@ func TestServeFlowsThroughSim(t *testing.T) {
 	}
 	simOut := filepath.Join(dir, "sim")
 	smtpPort, httpsPort, ssaPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	testenv.Start(t, testenv.Spec{
-		Name: "oct sim", Path: bin,
-		Args: []string{"sim", "--out", simOut, "--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--sftp", "",
-			"--https", fmt.Sprintf("127.0.0.1:%d", httpsPort), "--ssa", fmt.Sprintf("127.0.0.1:%d", ssaPort),
-			"--imap", dc.Addr, "--imap-user", dc.User, "--imap-password-file", pwFile,
-			"--arl-delay", "100ms", "--rsp-delay", "200ms", "--negative-rate", "0", "--reject-rate", "0",
-			"--pec-agreement-rate", "1", "--ssa-review-delay", "100ms", "--ssa-decision-delay", "200ms",
-			"--ssa-refuse-rate", "0", "--ssa-arbiter-rate", "0"},
-		Ready: testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", ssaPort)),
-	})
+	startSim(t, bin, simOut, smtpPort, testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", ssaPort)), "--sftp", "",
+		"--https", fmt.Sprintf("127.0.0.1:%d", httpsPort), "--ssa", fmt.Sprintf("127.0.0.1:%d", ssaPort),
+		"--imap", dc.Addr, "--imap-user", dc.User, "--imap-password-file", pwFile,
+		"--arl-delay", "100ms", "--rsp-delay", "200ms", "--negative-rate", "0", "--reject-rate", "0",
+		"--pec-agreement-rate", "1", "--ssa-review-delay", "100ms", "--ssa-decision-delay", "200ms",
+		"--ssa-refuse-rate", "0", "--ssa-arbiter-rate", "0")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	if err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		_, err := os.Stat(filepath.Join(simOut, "certs", "01422@422.01.rss.fr.pem"))
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("oct sim wrote no caisse certificate")
-	}
 
 	// The demo referential, its SSA and PEC endpoints pointing at the sim.
 	refDir := filepath.Join(dir, "ref")
@@ -116,19 +103,7 @@ flows:
 
 	post := func(path string, q url.Values, body []byte) gateway.Ack {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+path+"?"+q.Encode(), bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		var ack gateway.Ack
-		if err := json.Unmarshal(raw, &ack); err != nil || resp.StatusCode != 201 {
-			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
-		}
-		return ack
+		return postAck(t, ctx, base+path+"?"+q.Encode(), token, body)
 	}
 	type lotView struct {
 		ID, State, Flow, Ref, Status, PEC, Destination string
@@ -163,7 +138,9 @@ flows:
 		t.Fatal(err)
 	}
 	b2ack := post("/v1/files", nil, buf.Bytes())
-	b2lot := waitLot("B2 lot sent", b2ack.ID, func(l lotView) bool { return l.ID != "" && l.State != "created" && l.State != "routed" && l.State != "signed" })
+	b2lot := waitLot("B2 lot sent", b2ack.ID, func(l lotView) bool {
+		return l.ID != "" && l.State != "created" && l.State != "routed" && l.State != "signed"
+	})
 	var full struct {
 		Emitter string `json:"emitter"`
 		Number  int    `json:"number"`

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/b2"
-	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/internal/testenv"
 )
 
@@ -30,18 +28,10 @@ func TestKillBetweenSendAndJournal(t *testing.T) {
 	dir := t.TempDir()
 	simOut := filepath.Join(dir, "sim")
 	smtpPort := testenv.FreePort(t)
-	testenv.Start(t, testenv.Spec{Name: "oct sim", Path: bin,
-		Args: []string{"sim", "--out", simOut, "--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--sftp", "", "--https", "",
-			"--ssa", "", "--arl-delay", "10ms", "--rsp-delay", "1h", "--negative-rate", "0"},
-		Ready: testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", smtpPort))})
+	startSim(t, bin, simOut, smtpPort, nil, "--sftp", "", "--https", "", "--ssa", "",
+		"--arl-delay", "10ms", "--rsp-delay", "1h", "--negative-rate", "0")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		_, err := os.Stat(filepath.Join(simOut, "certs", "01422@422.01.rss.fr.pem"))
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("oct sim wrote no caisse certificate")
-	}
 	keyFile, certFile := writeSigningKey(t, dir)
 	port := testenv.FreePort(t)
 	conf := fmt.Sprintf(`data_dir: %s
@@ -83,17 +73,9 @@ certificates: {dir: %s}
 	if err := b2.Generate(&buf, b2.GenOptions{Seed: 77, Lots: 1, Invoices: 4}); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/files", &buf)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ack gateway.Ack
-	_ = json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || ack.Status != "accepted" {
-		t.Fatalf("push: %d %+v", resp.StatusCode, ack)
+	ack := postAck(t, ctx, base+"/v1/files", token, buf.Bytes())
+	if ack.Status != "accepted" {
+		t.Fatalf("push: %+v", ack)
 	}
 	select {
 	case <-first.Exited():
@@ -116,7 +98,7 @@ certificates: {dir: %s}
 			Resend          bool
 		} `json:"attempts"`
 	}
-	err = testenv.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := testenv.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		var f struct {
 			LotList []struct{ ID string } `json:"lot_list"`
 		}

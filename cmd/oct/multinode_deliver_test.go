@@ -33,19 +33,10 @@ func TestNodesDeliverOnceAndChaseOnce(t *testing.T) {
 	dir := t.TempDir()
 	simOut := filepath.Join(dir, "sim")
 	smtpPort := testenv.FreePort(t)
-	testenv.Start(t, testenv.Spec{Name: "oct sim", Path: bin,
-		Args: []string{"sim", "--out", simOut, "--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--sftp", "", "--https", "",
-			"--arl-delay", "10ms", "--negative-rate", "0"},
-		Ready: testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", smtpPort))})
+	startSim(t, bin, simOut, smtpPort, nil, "--sftp", "", "--https", "", "--ssa", "", "--arl-delay", "10ms", "--negative-rate", "0")
 	keyFile, certFile := writeSigningKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	if err := testenv.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		_, err := os.Stat(filepath.Join(simOut, "certs", "01422@422.01.rss.fr.pem"))
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("oct sim wrote no caisse certificate")
-	}
 
 	nodes, token := startRedisNodes(t, bin, dir, rd.Addr, 3, fmt.Sprintf(`
 signing:
