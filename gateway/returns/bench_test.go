@@ -166,6 +166,45 @@ func BenchmarkProcessReturns(b *testing.B) {
 	for _, size := range []int{10, 50} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchReturns(b, batches(size)) })
 	}
+	// alternate: chunks of 50 messages handled alternately one by one and as
+	// one batch, in the same store and blob directory, timed apart: both
+	// ways see the same machine load (the other figures come from separate
+	// runs minutes apart on a shared machine). Reports both rates and their
+	// ratio.
+	b.Run("alternate-one-by-one-vs-batch=50", func(b *testing.B) {
+		var one, batch time.Duration
+		var nOne, nBatch int
+		benchReturns(b, func(ctx context.Context, proc *Processor, msgs [][]byte) {
+			for k, start := 0, 0; start < len(msgs); k, start = k+1, start+50 {
+				chunk := msgs[start:min(start+50, len(msgs))]
+				t0 := time.Now()
+				if k%2 == 0 {
+					for i, m := range chunk {
+						out, err := proc.Process(ctx, m)
+						checkBenchOutcome(b, start+i, out, err)
+					}
+					one += time.Since(t0)
+					nOne += len(chunk)
+					continue
+				}
+				outs, n, err := proc.ProcessBatch(ctx, chunk)
+				if err != nil || n != len(chunk) {
+					b.Fatalf("batch at %d: %d of %d done: %v", start, n, len(chunk), err)
+				}
+				for i, out := range outs {
+					checkBenchOutcome(b, start+i, out, nil)
+				}
+				batch += time.Since(t0)
+				nBatch += len(chunk)
+			}
+		})
+		if nOne > 0 && nBatch > 0 {
+			r1, r2 := float64(nOne)/one.Seconds(), float64(nBatch)/batch.Seconds()
+			b.ReportMetric(r1, "one-by-one-returns/s")
+			b.ReportMetric(r2, "batch-returns/s")
+			b.ReportMetric(r2/r1, "speedup")
+		}
+	})
 	// Diagnostics. blobs-only: just the two Puts per message (raw message
 	// and ARL file) ProcessBatch does for a batch of 50, concurrently into
 	// the same blobdir: the ceiling the blob directory sets. memblobs: the
