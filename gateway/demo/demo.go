@@ -25,6 +25,7 @@ import (
 
 	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/formats/b2"
+	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/config"
 	"github.com/octgw/oct/gateway/lifecycle"
@@ -283,8 +284,12 @@ func push(ctx context.Context, o Options, base string, tokens []string) ([]pushe
 					return
 				}
 				rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(i)))
+				// 97 PS send a file a day each: a PS numbers its lots again
+				// every day, so (émetteur, lot number, lot date) stays unique
+				// as the insurers' returns need it (an RSP names no file).
+				day := b2.DefaultLotDate.Time().AddDate(0, 0, i/97)
 				g := b2.GenOptions{Seed: o.Seed*1_000_003 + int64(i), Lots: 1 + rng.IntN(2), Invoices: o.Invoices,
-					Emitter: fmt.Sprintf("%09d", 100000000+i%97)}
+					Emitter: fmt.Sprintf("%09d", 100000000+i%97), LotDate: fixed.Day{Year: day.Year(), Month: day.Month(), Dom: day.Day()}}
 				if rng.Float64() < o.FaultRate && len(faults) > 0 {
 					g.Fault = faults[rng.IntN(len(faults))]
 				}
