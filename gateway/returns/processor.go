@@ -184,7 +184,7 @@ type item struct {
 // ProcessBatch applies raw return messages in their order with the effect
 // of calling Process on each in turn, but with grouped durability: the
 // messages are decoded and their blobs kept concurrently (the blob
-// directory makes concurrent Puts durable with one shared sync), they are
+// directory makes concurrent Puts share their syncs), they are
 // correlated one after the other against a view of the journal that
 // includes the changes of the messages before them (an ARL and the RSP of
 // the same lot, or two copies of one message, in one batch give what they
