@@ -38,7 +38,7 @@ func (d *Dir) Adopt(ctx context.Context, f *os.File, tee io.Writer, maxBytes int
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", 0, ErrNotAdoptable
 	}
-	if sum, size, err = hashCopy(ctx, tee, f, maxBytes); err != nil {
+	if sum, size, err = teeHash(ctx, tee, f, maxBytes, info.Size()); err != nil {
 		return "", 0, err
 	}
 	final, _ := d.Path(sum)

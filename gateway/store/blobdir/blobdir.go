@@ -116,7 +116,7 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string,
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if sum, size, err = hashCopy(ctx, tmp, r, maxBytes); err != nil {
+	if sum, size, err = hashCopy(ctx, &writeback{f: tmp}, r, maxBytes); err != nil {
 		return "", 0, err
 	}
 	final, _ := d.Path(sum)
