@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/sys/unix"
 
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/intake/mailbox"
@@ -42,7 +43,16 @@ type upload struct {
 	lost    error    // set by TransferError: the session died mid-upload
 	refused *refusal // a limit was crossed: never taken in
 	werr    error    // a write failed on our side
+
+	end    int64 // end of the furthest write
+	hinted int64 // bytes [0, hinted) handed to write-out (writebackEvery)
 }
+
+// writebackEvery: each time an upload has grown by this much, the kernel
+// is asked to start writing it to disk (sync_file_range WRITE, no wait), so
+// that the sync of the take-in at close finds little left to write. A hint
+// only: durability still comes from that sync.
+const writebackEvery = 4 << 20
 
 func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) (io.WriterAt, error) {
 	t := h.tenant
@@ -146,6 +156,12 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 		u.werr = fmt.Errorf("%w: write failed", sftp.ErrSSHFxFailure)
 		u.s.log.Error("sftp upload write failed", "tenant", u.h.tenant, "err", err)
 		return n, u.werr
+	}
+	u.end = max(u.end, off+int64(n))
+	if u.end-u.hinted >= writebackEvery {
+		// Best effort (an error means the final sync does it all).
+		_ = unix.SyncFileRange(int(u.f.Fd()), u.hinted, u.end-u.hinted, unix.SYNC_FILE_RANGE_WRITE)
+		u.hinted = u.end
 	}
 	return n, nil
 }
