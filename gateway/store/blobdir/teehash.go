@@ -22,16 +22,15 @@ const (
 // (Adopt): each chunk read from r is hashed by a second goroutine while it
 // is written to tee, so that the sha256 and the consumer of tee (the intake
 // validator) run side by side instead of one after the other. It reads at
-// most maxBytes (<= 0: no limit); more is ErrTooLarge. The hashing
-// goroutine has ended when teeHash returns.
+// most maxBytes (<= 0: no limit); more is ErrTooLarge. sizeHint is the
+// expected size (< 0: unknown): a file of less than one chunk is hashed in
+// line, there is nothing to overlap. The hashing goroutine has ended when
+// teeHash returns.
 func teeHash(ctx context.Context, tee io.Writer, r io.Reader, maxBytes int64, sizeHint int64) (sum string, size int64, err error) {
-	if tee == nil {
-		return hashCopy(ctx, nil, r, maxBytes)
+	if tee == nil || (sizeHint >= 0 && sizeHint < teeChunk) {
+		return hashCopy(ctx, tee, r, maxBytes) // one chunk: nothing to overlap
 	}
 	chunk := int64(teeChunk)
-	if sizeHint >= 0 && sizeHint+1 < chunk {
-		chunk = sizeHint + 1 // small file: one read sees the end
-	}
 	h := sha256.New()
 	free := make(chan []byte, teeBuffers)
 	for range teeBuffers {
