@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -317,13 +318,20 @@ func benchUpload(b *testing.B, oct *benchOCT, sshd *testenv.SSHD, s benchSet) {
 	outbox := filepath.Join(oct.dir, oct.tenant, mailbox.Outbox)
 
 	var octTime, sshTime, octClose, sshClose time.Duration
+	// CPU used by each side (see cpuNow): OCT runs in this process with the
+	// client; OpenSSH is this process (the client) plus sshd and
+	// sftp-server.
+	var octCPU, sshCPU, sshClientCPU time.Duration
 	runOCT := func(round int) {
 		files.renumber()
+		c0, _ := cpuNow()
 		t0 := time.Now()
 		b.StartTimer()
 		cl, err := uploadAll(octC, mailbox.Inbox, fmt.Sprintf("R%03d", round), files.data)
 		b.StopTimer()
 		octTime += time.Since(t0)
+		c1, _ := cpuNow()
+		octCPU += c1 - c0
 		octClose += cl
 		if err != nil {
 			b.Fatalf("OCT upload: %v", err)
@@ -341,11 +349,15 @@ func benchUpload(b *testing.B, oct *benchOCT, sshd *testenv.SSHD, s benchSet) {
 		if err := os.Mkdir(dst, 0o700); err != nil {
 			b.Fatal(err)
 		}
+		c0, o0 := cpuNow()
 		t0 := time.Now()
 		b.StartTimer()
 		cl, err := uploadAll(sshC, dst, "", files.data)
 		b.StopTimer()
 		sshTime += time.Since(t0)
+		c1, o1 := cpuNow()
+		sshClientCPU += c1 - c0
+		sshCPU += c1 - c0 + o1 - o0
 		sshClose += cl
 		if err != nil {
 			b.Fatalf("OpenSSH upload: %v", err)
@@ -377,6 +389,50 @@ func benchUpload(b *testing.B, oct *benchOCT, sshd *testenv.SSHD, s benchSet) {
 	// durable take-in.
 	b.ReportMetric(float64(octClose.Milliseconds())/count, "oct_close_ms")
 	b.ReportMetric(float64(sshClose.Milliseconds())/count, "openssh_close_ms")
+	// CPU per MB uploaded, client included on both sides (the same client):
+	// on a machine whose cores are busy this, not latency, sets the rates.
+	b.ReportMetric(float64(octCPU.Microseconds())/1000/mb, "oct_cpu_ms/MB")
+	b.ReportMetric(float64(sshCPU.Microseconds())/1000/mb, "openssh_cpu_ms/MB")
+	b.ReportMetric(float64(sshClientCPU.Microseconds())/1000/mb, "client_cpu_ms/MB")
+}
+
+// cpuNow returns the CPU time (user + system) used so far by this process
+// and by the running sshd and sftp-server processes (read from /proc: the
+// OpenSSH side of the benchmark; the machine runs no other sshd).
+func cpuNow() (self, openssh time.Duration) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15), in clock ticks.
+		open, close := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		switch string(data[open+1 : close]) {
+		case "sshd", "sshd-session", "sshd-auth", "sftp-server":
+		default:
+			continue
+		}
+		f := strings.Fields(string(data[close+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		var ut, st int64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		openssh += time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+	}
+	return self, openssh
 }
 
 // checkTakenIn fails b unless each of the files of the round was taken in
