@@ -195,11 +195,40 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Item, error) {
 		f.Limit = 200
 	}
 	now := q.Now()
+	states := []lifecycle.State{f.State}
+	if f.State == StateActive {
+		states = []lifecycle.State{lifecycle.AnomalyOpen, lifecycle.AnomalyAssigned}
+	}
+	// The store returns each state's anomalies most urgent first: the first
+	// Limit of each (after the age filter) hold the Limit most urgent ones.
+	page := min(f.Limit, 500)
 	var out []Item
-	err := q.scan(ctx, f, now, func(a store.Anomaly) bool {
-		out = append(out, q.item(a, now))
-		return true
-	})
+	for _, s := range states {
+		got, read := 0, 0
+		var after string
+		var afterSLA time.Time
+		for got < f.Limit && read < q.o.MaxScan {
+			as, err := q.o.Store.Anomalies(ctx, store.AnomalyQuery{Tenant: f.Tenant, Kind: f.Kind, Destination: f.Destination,
+				Assignee: f.Assignee, State: s, BySLA: true, After: after, AfterSLA: afterSLA, Limit: page})
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range as {
+				read++
+				if f.OlderThan > 0 && now.Sub(a.Created) < f.OlderThan {
+					continue
+				}
+				if got < f.Limit {
+					out = append(out, q.item(a, now))
+					got++
+				}
+			}
+			if len(as) < page {
+				break
+			}
+			after, afterSLA = as[len(as)-1].ID, as[len(as)-1].SLA
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Due.Equal(out[j].Due) {
 			return out[i].Due.Before(out[j].Due)
@@ -209,7 +238,7 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Item, error) {
 	if len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
-	return out, err
+	return out, nil
 }
 
 // Count counts the anomalies matching f (Limit ignored).

@@ -296,6 +296,12 @@ type AnomalyQuery struct {
 	Subject                             string
 	After                               string
 	Limit                               int
+	// BySLA orders by deadline (SLA, then ID), most urgent first, instead
+	// of by ID; the cursor is then the pair (AfterSLA, After): rows strictly
+	// after it. An anomaly written without an SLA sorts first (due at once):
+	// every creator should set it.
+	BySLA    bool
+	AfterSLA time.Time
 }
 
 // Store is the journal.

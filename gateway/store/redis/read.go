@@ -446,7 +446,40 @@ func (s *Store) Anomalies(ctx context.Context, q store.AnomalyQuery) ([]store.An
 			(q.Destination == "" || a.Destination == q.Destination) && (q.Assignee == "" || a.Assignee == q.Assignee) &&
 			(q.State == "" || a.State == q.State) && (q.Subject == "" || a.Subject == q.Subject)
 	}
-	return scan(s, ctx, index, "r:an:", q.After, q.Limit, anomalyFrom, match)
+	if !q.BySLA {
+		return scan(s, ctx, index, "r:an:", q.After, q.Limit, anomalyFrom, match)
+	}
+	// No index is ordered by deadline here: every match is read, then
+	// sorted (cost grows with the backlog; docs/store-redis.md).
+	var all []store.Anomaly
+	for after := ""; ; {
+		page, err := scan(s, ctx, index, "r:an:", after, maxLimit, anomalyFrom, match)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < maxLimit {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].SLA.Equal(all[j].SLA) {
+			return all[i].SLA.Before(all[j].SLA)
+		}
+		return all[i].ID < all[j].ID
+	})
+	out := all[:0]
+	for _, a := range all {
+		if q.After != "" && (a.SLA.Before(q.AfterSLA) || (a.SLA.Equal(q.AfterSLA) && a.ID <= q.After)) {
+			continue
+		}
+		out = append(out, a)
+		if len(out) == limit(q.Limit) {
+			break
+		}
+	}
+	return out, nil
 }
 
 // --- events ---

@@ -244,6 +244,9 @@ func (s *Store) FindInvoices(ctx context.Context, q store.InvoiceQuery) ([]store
 	var w where
 	w.eq("number", q.Number, q.Number == "")
 	w.eq("pec", q.PEC, q.PEC == "")
+	if q.PEC != "" {
+		w.conds = append(w.conds, "pec <> ''") // lets the planner use the partial index
+	}
 	w.eq("tenant", q.Tenant, q.Tenant == "")
 	if q.After != "" {
 		w.conds = append(w.conds, "id > ?")
@@ -373,11 +376,20 @@ func (s *Store) Anomalies(ctx context.Context, q store.AnomalyQuery) ([]store.An
 	}
 	w.eq("state", string(q.State), q.State == "")
 	w.eq("subject", q.Subject, q.Subject == "")
-	if q.After != "" {
+	order := " ORDER BY id"
+	switch {
+	case q.BySLA:
+		order = " ORDER BY sla, id"
+		if q.After != "" {
+			sla := tn(q.AfterSLA)
+			w.conds = append(w.conds, "(sla > ? OR (sla = ? AND id > ?))")
+			w.args = append(w.args, sla, sla, q.After)
+		}
+	case q.After != "":
 		w.conds = append(w.conds, "id > ?")
 		w.args = append(w.args, q.After)
 	}
-	return list(s, ctx, scanAnomaly, `SELECT `+anomalyCols+` FROM anomalies`+w.sql()+` ORDER BY id LIMIT ?`,
+	return list(s, ctx, scanAnomaly, `SELECT `+anomalyCols+` FROM anomalies`+w.sql()+order+` LIMIT ?`,
 		append(w.args, limit(q.Limit))...)
 }
 

@@ -212,6 +212,15 @@ CREATE TABLE daily (
 	PRIMARY KEY (day, tenant, kind, state)
 ) WITHOUT ROWID;
 `,
+	// 5: the support queue ordered by deadline at any backlog, and kind +
+	// destination filters (measured at 1 M anomalies: docs/benchmarks.md).
+	`
+CREATE INDEX anomalies_state_sla ON anomalies(state, sla, id);
+CREATE INDEX anomalies_tenant_state_sla ON anomalies(tenant, state, sla, id);
+CREATE INDEX anomalies_kind_dest_state_sla ON anomalies(kind, destination, state, sla, id);
+CREATE INDEX anomalies_assignee_sla ON anomalies(assignee, state, sla, id) WHERE assignee <> '';
+CREATE INDEX anomalies_kind_dest ON anomalies(kind, destination, state, id);
+`,
 }
 
 // migrate brings the schema of the database behind c to the latest version.

@@ -159,3 +159,54 @@ func testDaily(f *fx) {
 		t.Errorf("Daily acme since day 2 = %s, want %s", str(acme), want)
 	}
 }
+
+// testAnomaliesBySLA: the queue's order, most urgent first, with filters
+// and the (SLA, ID) cursor; an anomaly without an SLA sorts first.
+func testAnomaliesBySLA(f *fx) {
+	t := f.t
+	now := f.clock.Now()
+	mk := func(id, tenant, kind string, sla time.Duration, zero bool) store.Anomaly {
+		a := store.Anomaly{ID: id, Kind: kind, Subject: "lot:" + id, Tenant: tenant, Destination: "D1",
+			State: lifecycle.AnomalyOpen, Reason: "r", SLA: now.Add(sla), Created: now}
+		if zero {
+			a.SLA = time.Time{}
+		}
+		return a
+	}
+	f.commit(&store.Change{Anomalies: []store.Anomaly{
+		mk("A1", "acme", "k1", 5*time.Hour, false),
+		mk("A2", "acme", "k2", 1*time.Hour, false),
+		mk("A3", "beta", "k1", 3*time.Hour, false),
+		mk("A4", "acme", "k1", 1*time.Hour, false), // same deadline as A2: by id
+		mk("A5", "acme", "k1", 0, true),
+		mk("A6", "acme", "k1", 2*time.Hour, false),
+	}, Transitions: []store.Transition{{Kind: lifecycle.Anomaly, ID: "A6", From: lifecycle.AnomalyOpen, To: lifecycle.AnomalyResolved}}})
+	ids := func(as []store.Anomaly) string {
+		out := make([]string, len(as))
+		for i, a := range as {
+			out[i] = a.ID
+		}
+		return fmt.Sprint(out)
+	}
+	cases := []struct {
+		q    store.AnomalyQuery
+		want string
+	}{
+		{store.AnomalyQuery{BySLA: true}, "[A5 A2 A4 A6 A3 A1]"},
+		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen}, "[A5 A2 A4 A3 A1]"},
+		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, Tenant: "acme"}, "[A5 A2 A4 A1]"},
+		{store.AnomalyQuery{BySLA: true, Kind: "k1", Destination: "D1", State: lifecycle.AnomalyOpen}, "[A5 A4 A3 A1]"},
+		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, Limit: 2}, "[A5 A2]"},
+		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, After: "A2", AfterSLA: now.Add(time.Hour), Limit: 2}, "[A4 A3]"},
+		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, After: "A4", AfterSLA: now.Add(time.Hour)}, "[A3 A1]"},
+	}
+	for _, c := range cases {
+		got, err := f.s.Anomalies(f.ctx, c.q)
+		if err != nil {
+			t.Fatalf("Anomalies(%+v): %v", c.q, err)
+		}
+		if ids(got) != c.want {
+			t.Errorf("Anomalies(%+v) = %s, want %s", c.q, ids(got), c.want)
+		}
+	}
+}

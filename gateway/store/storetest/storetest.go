@@ -91,6 +91,7 @@ func Run(t *testing.T, open Opener) {
 		{"FlowQueries", testFlowQueries},
 		{"FindInvoices", testFindInvoices},
 		{"Daily", testDaily},
+		{"AnomaliesBySLA", testAnomaliesBySLA},
 		{"AnomalyQueries", testAnomalyQueries},
 		{"Details", testDetails},
 		{"ReturnsFeed", testReturnsFeed},
