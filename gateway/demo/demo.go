@@ -61,6 +61,10 @@ type Options struct {
 	// time (default 3s; 48h in production): a lot without ARL by then is
 	// resent, then escalated (anomaly arl-missing-after-resend).
 	ARLDeadline time.Duration
+	// FlowMessages is how many certificates, PEC requests and SCOR
+	// attachments are sent besides the B2 files (0: a tenth of Files, at
+	// least 3 and at most 50; negative: none).
+	FlowMessages int
 	// MaxResends is the chase policy's automatic resends before escalation
 	// (0: the product default, 1; negative: none).
 	MaxResends int
@@ -84,7 +88,9 @@ type Summary struct {
 	Anomalies   int     `json:"anomalies"`
 	ElapsedS    float64 `json:"elapsed_s"`
 	TimedOut    bool    `json:"timed_out"`
-	ConsoleURL  string  `json:"console_url"`
+	// Flows are the certificates, PEC requests and SCOR attachments.
+	Flows      *FlowFigures `json:"flows,omitempty"`
+	ConsoleURL string       `json:"console_url"`
 	Returns
 	// TargetsMet is false when a target of the demo is missed (Failures
 	// says which): the command exits non-zero.
@@ -128,6 +134,9 @@ func (o *Options) fill() {
 	}
 	if o.ARLDeadline <= 0 {
 		o.ARLDeadline = 3 * time.Second
+	}
+	if o.FlowMessages == 0 {
+		o.FlowMessages = min(max(o.Files/10, 3), 50)
 	}
 }
 
@@ -176,12 +185,18 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return Summary{}, err
 	}
 	cfg.Signing = signingConfig(keyFile, certFile)
-	ins, err := startInsurers(o)
+	// The other flows: the SSA's statuses read often; certificates of long
+	// incapacities and a reproducible sample flagged for medical control.
+	cfg.Flows.SSAPollEvery = 200 * time.Millisecond
+	cfg.Flows.Selectivity.LongIncapacityDays = 60
+	cfg.Flows.Selectivity.SampleRate, cfg.Flows.Selectivity.SampleSeed = 0.1, fmt.Sprintf("demo-%d", o.Seed)
+	ins, err := startInsurers(o, keyFile, certFile)
 	if err != nil {
 		return Summary{}, fmt.Errorf("simulated insurers: %w", err)
 	}
 	defer ins.close()
-	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra, Deliver: ins.deliver, Certs: ins.certs})
+	n, err := node.Open(ctx, cfg, node.Options{Exclusive: true, Router: o.Router, Extra: o.Extra, Deliver: ins.deliver, Certs: ins.certs,
+		HTTPS: ins.https, Seed: &ins.feed})
 	if err != nil {
 		return Summary{}, err
 	}
@@ -222,6 +237,22 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return s, err
 	}
+	if o.FlowMessages > 0 && !s.TimedOut {
+		fmt.Fprintf(o.Progress, "\nthen %d certificates to the SSA (FHIR), %d PEC requests to an AMC (HTTPS), %d SCOR attachments with their B2 lots\n",
+			o.FlowMessages, o.FlowMessages, o.FlowMessages)
+		flows, err := pushFlows(ctx, o, base, tokens, tenants, n.Store)
+		if err != nil {
+			return s, err
+		}
+		fl, err := waitFlows(ctx, o, n.Store, flows, start.Add(o.Timeout))
+		if err != nil {
+			return s, err
+		}
+		if err := countFlowReturns(ctx, n.Store, tenants, &fl); err != nil {
+			return s, err
+		}
+		s.Flows = &fl
+	}
 	if err := handBackHalf(ctx, n.Queue, n.Store, tenants); err != nil {
 		return s, err
 	}
@@ -243,6 +274,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.ARLDeadline, r.MaxResends, r.LostARLs+r.LostRSPs, r.LostARLs, r.LostRSPs, r.LotsSent, r.Resent, r.LotsResent, r.Escalated, r.LotsWithoutReturn, r.WithoutReturnPct, r.ResentAfterPositiveARL)
 	fmt.Fprintf(o.Progress, "rejected invoices %d: in the queue %d, handed back %d, unhandled %d\n",
 		r.RejectedInvoices, r.RejectedInQueue, r.RejectedHandedBack, r.RejectedUnhandled)
+	if f := s.Flows; f != nil {
+		fmt.Fprintf(o.Progress, "certificates %d: refused at intake %d, flagged for medical control %d, accepted %d, refused %d, returned by the arbiter %d (%d SSA statuses)\n",
+			f.Certificates, f.CertRejected, f.CertFlagged, f.CertAccepted, f.CertRefused, f.CertArbiter, f.StatusReturns)
+		fmt.Fprintf(o.Progress, "PEC %d: agreement %d, partial %d, refusal %d, unknown AMC %d; SCOR %d: refused at intake %d, acknowledged %d, refused by the caisse %d\n",
+			f.PEC, f.PECAgreement, f.PECPartial, f.PECRefusal, f.PECUnroutable, f.SCOR, f.SCORRejected, f.SCORAcknowledged, f.SCORNegative)
+	}
 	if s.TargetsMet {
 		fmt.Fprintln(o.Progress, "targets met")
 	} else {
@@ -299,7 +336,7 @@ func push(ctx context.Context, o Options, base string, tokens []string) ([]pushe
 					return
 				}
 				v := i % len(tokens)
-				id, err := postFile(ctx, client, base, tokens[v], fmt.Sprintf("demo-%05d.b2", i), buf.Bytes())
+				id, err := postFile(ctx, client, base+"/v1/files?name="+fmt.Sprintf("demo-%05d.b2", i), tokens[v], buf.Bytes())
 				if err != nil {
 					trySend(errs, err)
 					return
@@ -328,9 +365,9 @@ func trySend(ch chan error, err error) {
 }
 
 // postFile pushes one file, retrying 429/503 as a well-behaved vendor does.
-func postFile(ctx context.Context, c *http.Client, base, token, name string, body []byte) (string, error) {
+func postFile(ctx context.Context, c *http.Client, url, token string, body []byte) (string, error) {
 	for attempt := 0; attempt < 20; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/files?name="+name, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			return "", err
 		}
@@ -358,7 +395,7 @@ func postFile(ctx context.Context, c *http.Client, base, token, name string, bod
 			case <-t.C:
 			}
 		default:
-			return "", fmt.Errorf("push %s: HTTP %d", name, resp.StatusCode)
+			return "", fmt.Errorf("push %s: HTTP %d", url, resp.StatusCode)
 		}
 	}
 	return "", errors.New("push: gave up after 20 attempts")

@@ -37,6 +37,14 @@ func TestDemoRunsEveryFileToATerminalState(t *testing.T) {
 	if s.Rejected == 0 || s.ARLPositive == 0 || s.RSP == 0 || s.Settled == 0 || s.Anomalies == 0 {
 		t.Fatalf("the demo did not exercise the whole flow: %s", b)
 	}
+	// The flows beside B2, through the simulated SSA, AMC and caisses.
+	f := s.Flows
+	if f == nil || f.NotTerminal != 0 || f.Certificates != 3 || f.PEC != 3 || f.SCOR != 3 ||
+		f.CertAccepted+f.CertRefused+f.CertArbiter != f.Certificates-f.CertRejected ||
+		f.PECAgreement+f.PECPartial+f.PECRefusal+f.PECUnroutable != f.PEC ||
+		f.SCORAcknowledged != f.SCOR-f.SCORRejected || f.StatusReturns < 3*(f.Certificates-f.CertRejected) || f.PECAnswerReturns == 0 {
+		t.Fatalf("flows %+v", f)
+	}
 }
 
 // TestDemoChasesLostARLs is issue #8's "must show" in small: 30 % of the

@@ -76,7 +76,7 @@ func returnFigures(ctx context.Context, st store.Store, tenants []string, receiv
 			}
 		}
 		for after := ""; ; {
-			lots, err := st.Lots(ctx, store.LotQuery{Tenant: t, After: after, Limit: 1000})
+			lots, err := st.Lots(ctx, store.LotQuery{Tenant: t, Flow: store.FlowB2, After: after, Limit: 1000}) // the other flows: FlowFigures
 			if err != nil {
 				return f, err
 			}
@@ -261,6 +261,9 @@ func (s *Summary) check(o Options) {
 	}
 	if r.ResentAfterPositiveARL > 0 {
 		fails = append(fails, fmt.Sprintf("%d resends after a positive ARL (target 0)", r.ResentAfterPositiveARL))
+	}
+	if fl := s.Flows; fl != nil && (fl.FlowsTimedOut || fl.NotTerminal > 0) {
+		fails = append(fails, fmt.Sprintf("%d certificate, PEC or SCOR messages not at rest", fl.NotTerminal))
 	}
 	if r.RejectedUnhandled > 0 {
 		fails = append(fails, fmt.Sprintf("%d rejected invoices neither in the queue nor handed back (target 0)", r.RejectedUnhandled))

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/octgw/oct/gateway/deliver"
+	deliverfhir "github.com/octgw/oct/gateway/deliver/fhir"
+	deliverhttps "github.com/octgw/oct/gateway/deliver/https"
 	deliversmtp "github.com/octgw/oct/gateway/deliver/smtp"
 	"github.com/octgw/oct/gateway/node"
 	"github.com/octgw/oct/gateway/returns"
@@ -29,6 +32,8 @@ type insurers struct {
 	sim     *sim.Sim
 	deliver deliver.Sender
 	certs   node.Certs
+	https   *deliverhttps.Config // the gateway's HTTPS client (AMC PEC, SSA)
+	feed    referentials.Feed    // the demo referential, SSA and PEC at the simulator
 	proc    atomic.Pointer[returns.Processor]
 	lost    atomic.Int64 // returns the node could not take (counted, shown)
 	nextID  atomic.Int64
@@ -47,13 +52,14 @@ type insurers struct {
 
 // startInsurers starts the simulator; returns reach the node's return
 // processor (bound later, once the node is open).
-func startInsurers(o Options) (*insurers, error) {
+func startInsurers(o Options, keyFile, certFile string) (*insurers, error) {
 	in := &insurers{seed: o.Seed, lostRate: o.LostARLRate, answers: map[string]int{}, dropped: map[string]bool{}}
 	s, err := sim.New(sim.Config{
 		AnyMailbox: true, ReturnTo: "returns@oct.demo", Seed: uint64(o.Seed),
 		NegativeARLRate: o.NegativeARLRate, RejectRate: o.RejectRate,
 		ARLDelay: o.ARLDelay, RSPDelay: o.RSPDelay, KeyBits: 2048,
-		Sink: sim.SinkFunc(in.take),
+		Sink:           sim.SinkFunc(in.take),
+		SSAReviewDelay: o.ARLDelay, SSADecisionDelay: o.RSPDelay,
 	})
 	if err != nil {
 		return nil, err
@@ -68,7 +74,39 @@ func startInsurers(o Options) (*insurers, error) {
 		s.Close()
 		return nil, err
 	}
-	d, err := deliver.NewDispatcher(deliver.DispatcherConfig{Senders: map[referentials.Transport]deliver.Sender{referentials.SMTP: smtpSender}})
+	// The AMC (PEC) and SSA (certificates) endpoints over HTTPS, the
+	// gateway authenticated by the demo's key.
+	amcAddr, err := s.StartHTTPS("127.0.0.1:0")
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	ssaAddr, err := s.StartSSA("127.0.0.1:0")
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	client, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	in.https = &deliverhttps.Config{ClientCert: client, RootCAs: s.RootCAs()}
+	httpsSender, err := deliverhttps.New(*in.https)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	fhirSender, err := deliverfhir.New(*in.https)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	in.feed = flowSeed(ssaAddr, amcAddr)
+	d, err := deliver.NewDispatcher(deliver.DispatcherConfig{Senders: map[referentials.Transport]deliver.Sender{
+		referentials.SMTP:  smtpSender,
+		referentials.HTTPS: deliver.ByFlow{Default: httpsSender, Flows: map[string]deliver.Sender{deliver.FlowCertificate: fhirSender}},
+	}})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -176,6 +214,9 @@ func (in *insurers) close() { in.once.Do(func() { in.sim.Close() }) }
 func (in *insurers) received() map[lotKey]int {
 	seen := map[lotKey]int{}
 	for _, r := range in.sim.Received() {
+		if r.Flow != "" { // a SCOR attachment has its B2 lot's key
+			continue
+		}
 		for _, l := range r.Lots {
 			seen[lotKey{emitter9(r.Header.Sender), l.Number, l.Date}]++
 		}

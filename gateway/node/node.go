@@ -107,6 +107,12 @@ type Options struct {
 	Certs   Certs
 	// AfterSend is gateway.OutboundOptions.AfterSend (crash tests only).
 	AfterSend func(store.Lot)
+	// HTTPS, when Deliver is brought by the caller, is the client side of
+	// HTTPS delivery: it reads the SSA status feeds.
+	HTTPS *deliverhttps.Config
+	// Seed replaces the demo referential imported into an empty repository
+	// when referentials.seed_demo is set.
+	Seed *referentials.Feed
 }
 
 // ErrLocked is returned when another process serves the same data
@@ -161,7 +167,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 	}
 	router := o.Router
 	if router == nil {
-		repo, r, err := openRouting(ctx, cfg, time.Now, tenantPublisher{st: st, folders: n.Folders, log: o.Logger})
+		repo, r, err := openRouting(ctx, cfg, time.Now, tenantPublisher{st: st, folders: n.Folders, log: o.Logger}, o.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("routing: %w", err)
 		}
@@ -185,6 +191,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		if o.Deliver, o.Certs, err = n.deliveryFromConfig(); err != nil {
 			return nil, err
 		}
+	}
+	if o.HTTPS != nil && n.httpsClient == nil {
+		n.httpsClient = o.HTTPS
 	}
 	if out.Sender == nil && o.Deliver != nil && n.Router != nil {
 		out.Sender = NewSender(n.Router, o.Deliver, o.Certs)

@@ -25,7 +25,7 @@ import (
 
 // openRouting opens the referential repository (importing the demo set when
 // asked and empty) and builds the rule tree.
-func openRouting(ctx context.Context, cfg config.Config, now func() time.Time, pub referentials.Publisher) (*referentials.Repo, *routing.Router, error) {
+func openRouting(ctx context.Context, cfg config.Config, now func() time.Time, pub referentials.Publisher, seed *referentials.Feed) (*referentials.Repo, *routing.Router, error) {
 	ds, err := referentials.NewDirStore(cfg.Path(cfg.Refs.Dir, "referentials"))
 	if err != nil {
 		return nil, nil, err
@@ -35,7 +35,11 @@ func openRouting(ctx context.Context, cfg config.Config, now func() time.Time, p
 		return nil, nil, err
 	}
 	if cfg.Refs.SeedDemo && repo.Current().Version.ID == 0 {
-		if _, err := repo.Import(ctx, referentials.DemoFeed(), referentials.ImportOptions{}); err != nil {
+		feed := referentials.DemoFeed()
+		if seed != nil {
+			feed = *seed
+		}
+		if _, err := repo.Import(ctx, feed, referentials.ImportOptions{}); err != nil {
 			return nil, nil, fmt.Errorf("demo referential: %w", err)
 		}
 	}
