@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrSchemaTooNew is returned by Open when the database was migrated by a
@@ -241,7 +242,47 @@ func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
 			return from, i, err
 		}
 	}
+	if from < len(migrations) {
+		if err := analyzeNewIndexes(ctx, c); err != nil {
+			return from, len(migrations), err
+		}
+	}
 	return from, len(migrations), nil
+}
+
+// analyzeNewIndexes keeps the planner's statistics whole after a
+// migration: OCT never runs ANALYZE itself, but an operator may have; an
+// index added since then has no statistics while the older ones have, and
+// the planner then prefers it blindly (measured: a queue listing going
+// from 0.6 to 380 ms p99 at 1 M anomalies). The tables of such indexes are
+// analyzed again; without any statistics nothing is done.
+func analyzeNewIndexes(ctx context.Context, c *sql.Conn) error {
+	var n int
+	if err := c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'`).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	rows, err := c.QueryContext(ctx, `SELECT DISTINCT tbl_name FROM sqlite_master m WHERE type = 'index' AND sql IS NOT NULL
+		AND EXISTS (SELECT 1 FROM sqlite_stat1 s WHERE s.tbl = m.tbl_name)
+		AND NOT EXISTS (SELECT 1 FROM sqlite_stat1 s WHERE s.idx = m.name)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: statistics: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	for _, t := range tables {
+		if _, err := c.ExecContext(ctx, `ANALYZE "`+strings.ReplaceAll(t, `"`, `""`)+`"`); err != nil {
+			return fmt.Errorf("sqlite: analyze %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 func migrateOne(ctx context.Context, c *sql.Conn, i int) (err error) {
