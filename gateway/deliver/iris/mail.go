@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/octgw/oct/referentials"
@@ -58,14 +59,26 @@ type Mail struct {
 }
 
 // Gzip compresses b with a fixed header (no name, zero time) so that the
-// same input always gives the same bytes.
+// same input always gives the same bytes. It favours speed (level 1):
+// fixed-width B2 records compress about as well at any level, and the
+// compressor was the sender's largest cost (docs/benchmarks.md). Writers
+// are reused: each holds several hundred KiB of tables.
 func Gzip(b []byte) []byte {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	buf.Grow(len(b)/8 + 64)
+	zw, _ := gzipWriters.Get().(*gzip.Writer)
+	if zw == nil {
+		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	} else {
+		zw.Reset(&buf)
+	}
 	_, _ = zw.Write(b)
 	_ = zw.Close()
+	gzipWriters.Put(zw)
 	return buf.Bytes()
 }
+
+var gzipWriters sync.Pool
 
 // Build writes m as an RFC 5322 message with CRLF line ends:
 //
