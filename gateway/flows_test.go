@@ -416,3 +416,75 @@ func TestCertificateSelectivity(t *testing.T) {
 		}
 	}
 }
+
+// pecSender answers like an AMC whose decision takes time: a request is
+// pending, a status query gets the agreement, a cancel its acknowledgement.
+type pecSender struct{ answeringSender }
+
+func (s *pecSender) Send(ctx context.Context, d Delivery) (Receipt, error) {
+	if d.Lot.Flow != store.FlowPEC {
+		return s.answeringSender.Send(ctx, d)
+	}
+	rep, _ := pec.Validate(bytes.NewReader(d.Body), pec.Options{})
+	m := rep.Message
+	rc := Receipt{MessageID: "<m-" + d.Lot.ID + ">"}
+	switch m.Kind {
+	case pec.KindRequest:
+		rc.Answer = pecAnswerJSON(m.Request.PECID, m.Request.AMC, pec.StatusPending, "", 0)
+	case pec.KindStatus:
+		rc.Answer = pecAnswerJSON(m.Status.PECID, m.Status.AMC, pec.StatusAgreement, "PEC0000000000099", 12000)
+	case pec.KindCancel:
+		rc.Answer = pecAnswerJSON(m.Cancel.PECID, m.Cancel.AMC, pec.StatusCancelled, m.Cancel.PECNumber, 0)
+	}
+	return rc, nil
+}
+
+// TestPECPendingStatusAndCancel: a pending answer leaves the request
+// acknowledged but open; the vendor's status query brings the agreement
+// (the request settles with its PEC number); the vendor's cancel is
+// acknowledged and the request shows it. Each message is its own lot,
+// settled by its own answer.
+func TestPECPendingStatusAndCancel(t *testing.T) {
+	g := newTestGateway(t, &pecSender{}, flowRouter{})
+	ctx := context.Background()
+	m := pec.GenMessage(pec.GenOptions{Seed: 31})
+	id, amc := m.Request.PECID, m.Request.AMC
+	push := func(msg *pec.Message) string {
+		t.Helper()
+		b, err := pec.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := g.Intake(ctx, "acme", Source{Channel: "api", Flow: store.FlowPEC}, bytes.NewReader(b))
+		if err != nil || ack.Status != StatusAccepted || ack.Ref != id {
+			t.Fatalf("intake %s: %v %+v", msg.Kind, err, ack)
+		}
+		return ack.ID + "-0"
+	}
+	reqLot := push(m)
+	req := waitLot(t, g, reqLot, lifecycle.LotARLPositive)
+	if req.Status != pec.StatusPending || req.PEC != "" {
+		t.Fatalf("pending request %+v", req)
+	}
+	stLot := push(&pec.Message{Version: pec.Version, Kind: pec.KindStatus, Status: &pec.Status{PECID: id, AMC: amc}})
+	if l := waitLot(t, g, stLot, lifecycle.LotSettled); l.Status != pec.StatusAgreement {
+		t.Fatalf("status lot %+v", l)
+	}
+	req = waitLot(t, g, reqLot, lifecycle.LotSettled)
+	if req.Status != pec.StatusAgreement || req.PEC != "PEC0000000000099" {
+		t.Fatalf("request after the status query %+v", req)
+	}
+	cLot := push(&pec.Message{Version: pec.Version, Kind: pec.KindCancel,
+		Cancel: &pec.Cancel{PECID: id, AMC: amc, PECNumber: req.PEC, Reason: "PATIENT A RENONCE"}})
+	if l := waitLot(t, g, cLot, lifecycle.LotSettled); l.Status != pec.StatusCancelled {
+		t.Fatalf("cancel lot %+v", l)
+	}
+	req, _ = g.Store().Lot(ctx, reqLot)
+	if req.Status != pec.StatusCancelled {
+		t.Fatalf("request after the cancel %+v", req)
+	}
+	rets, _ := g.Store().Returns(ctx, "acme", 0, 100)
+	if len(rets) != 3 {
+		t.Fatalf("returns %d, want 3 answers", len(rets))
+	}
+}
