@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/formats/certificate"
+	"github.com/octgw/oct/formats/check"
 	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/formats/pec"
 	"github.com/octgw/oct/formats/scor"
@@ -92,18 +93,11 @@ func ParseSCORName(name string) (SCORKey, bool) {
 }
 
 // detectFlow says which flow a file belongs to from its name and first
-// bytes, when the channel did not say (SFTP, SMTP).
+// bytes, when the channel did not say (SFTP, SMTP): the same rule as `oct
+// validate` (check.DetectFlow), B2 for anything else.
 func detectFlow(name string, head []byte) string {
-	lower := strings.ToLower(name)
-	trimmed := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n")
-	switch {
-	case strings.HasSuffix(lower, ".pdf") || bytes.HasPrefix(head, []byte("%PDF-")):
-		return store.FlowSCOR
-	case bytes.HasPrefix(trimmed, []byte("{")) || strings.HasSuffix(lower, ".json"):
-		if bytes.Contains(head, []byte(`"`+pec.Version+`"`)) {
-			return store.FlowPEC
-		}
-		return store.FlowCertificate
+	if f := check.DetectFlow(name, head); f != "" {
+		return f
 	}
 	return store.FlowB2
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/formats/certificate"
+	"github.com/octgw/oct/formats/check"
 	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/formats/pec"
 	"github.com/octgw/oct/formats/scor"
@@ -486,5 +487,13 @@ func TestPECPendingStatusAndCancel(t *testing.T) {
 	rets, _ := g.Store().Returns(ctx, "acme", 0, 100)
 	if len(rets) != 3 {
 		t.Fatalf("returns %d, want 3 answers", len(rets))
+	}
+}
+
+// TestFlowNamesAreValidateFormats: intake detection and `oct validate`
+// share one rule and one set of names.
+func TestFlowNamesAreValidateFormats(t *testing.T) {
+	if check.FormatCertificate != store.FlowCertificate || check.FormatPEC != store.FlowPEC || check.FormatSCOR != store.FlowSCOR {
+		t.Fatal("flow names and validate formats differ")
 	}
 }

@@ -53,7 +53,7 @@ type Limits struct {
 
 // RunOptions are the flags of `oct validate`.
 type RunOptions struct {
-	Format string // auto (or ""), b2, noemie, arl
+	Format string // auto (or ""), b2, noemie, arl, certificate, pec, scor
 	JSON   bool
 	Limits Limits
 }
@@ -107,6 +107,12 @@ func validatorFor(format string) validatorFunc {
 		return validateNOEMIE
 	case FormatARL:
 		return validateARL
+	case FormatCertificate:
+		return validateCertificate
+	case FormatPEC:
+		return validatePEC
+	case FormatSCOR:
+		return validateSCOR
 		// REGISTER: the NOEMIE/ARL owner adds
 		//   case FormatNOEMIE: return validateNOEMIE
 		//   case FormatARL:    return validateARL
@@ -161,6 +167,9 @@ func File(ctx context.Context, r io.Reader, name, format string, lim Limits) (Re
 			return Result{File: name}, err
 		}
 		format = Detect(head)
+		if f := DetectFlow(name, head); f != "" && format == FormatUnknown {
+			format = f
+		}
 		if format == FormatUnknown {
 			msg := "not a file of a known format (no 000 header with a norm)"
 			if len(head) == 0 {
@@ -227,9 +236,9 @@ func Run(ctx context.Context, files []string, opt RunOptions, stdout, stderr io.
 		format = FormatAuto
 	}
 	switch format {
-	case FormatAuto, FormatB2, FormatNOEMIE, FormatARL:
+	case FormatAuto, FormatB2, FormatNOEMIE, FormatARL, FormatCertificate, FormatPEC, FormatSCOR:
 	default:
-		fmt.Fprintf(stderr, "oct validate: unknown format %q (auto, b2, noemie, arl)\n", format)
+		fmt.Fprintf(stderr, "oct validate: unknown format %q (auto, b2, noemie, arl, certificate, pec, scor)\n", format)
 		return ExitUnread
 	}
 	exit := ExitValid
