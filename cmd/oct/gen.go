@@ -11,8 +11,11 @@ import (
 
 	"github.com/octgw/oct/formats/arl"
 	"github.com/octgw/oct/formats/b2"
+	"github.com/octgw/oct/formats/certificate"
 	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/formats/noemie"
+	"github.com/octgw/oct/formats/pec"
+	"github.com/octgw/oct/formats/scor"
 )
 
 func genCmd() *cobra.Command {
@@ -22,15 +25,18 @@ func genCmd() *cobra.Command {
 		fault, out, framing    string
 		rejectRate, negRate    float64
 		test, lengthPrefix, lf bool
+		fhir                   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "gen b2|noemie|arl",
+		Use:   "gen b2|noemie|arl|certificate|pec|scor",
 		Short: "Generate a deterministic, realistic file (optionally with one injected fault)",
-		Long: `Generate a B2 invoice file, a NOEMIE 580 return or an ARL (OCT layout v1).
-The same seed and options give the same bytes. --fault CODE injects exactly one
-fault that the validator reports with that code; --fault list prints the codes.`,
+		Long: `Generate a B2 invoice file, a NOEMIE 580 return, an ARL (OCT layout v1), a
+medical certificate (oct-cert/1 JSON, --fhir for our FHIR R4 profile), a PEC
+request (OCT-PEC v1) or a scanned SCOR PDF. The same seed and options give the
+same bytes. --fault CODE injects exactly one fault that the validator reports
+with that code; --fault list prints the codes.`,
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"b2", "noemie", "arl"},
+		ValidArgs: []string{"b2", "noemie", "arl", "certificate", "pec", "scor"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var faults []fixed.Code
 			switch args[0] {
@@ -40,8 +46,14 @@ fault that the validator reports with that code; --fault list prints the codes.`
 				faults = noemie.Faults
 			case "arl":
 				faults = arl.Faults
+			case "certificate":
+				faults = certificate.Faults
+			case "pec":
+				faults = pec.Faults
+			case "scor": // no fault injection: --fault low-resolution gives a 100 dpi scan
+				faults = []fixed.Code{scor.ErrLowRes, scor.ErrNotPDF}
 			default:
-				return fmt.Errorf("unknown format %q: b2, noemie or arl", args[0])
+				return fmt.Errorf("unknown format %q: b2, noemie, arl, certificate, pec or scor", args[0])
 			}
 			if fault == "list" {
 				for _, f := range faults {
@@ -83,6 +95,23 @@ fault that the validator reports with that code; --fault list prints the codes.`
 					Form: noemie.WriteOptions{LengthPrefix: lengthPrefix, LineBreaks: lf}})
 			case "arl":
 				err = arl.Generate(bw, arl.GenOptions{Seed: uint64(seed), Lots: lots, NegativeRate: negRate, Fault: code, LineBreaks: lf})
+			case "certificate":
+				_, err = bw.Write(certificate.Generate(certificate.GenOptions{Seed: uint64(seed), FHIR: fhir, Fault: code}))
+			case "pec":
+				_, err = bw.Write(pec.Generate(pec.GenOptions{Seed: uint64(seed), Fault: code}))
+			case "scor":
+				var pdf []byte
+				switch code {
+				case scor.ErrLowRes:
+					pdf, err = scor.GenerateLowRes(uint64(seed))
+				case scor.ErrNotPDF:
+					pdf = scor.GenerateJPEG()
+				default:
+					pdf, err = scor.Generate(scor.GenOptions{Seed: uint64(seed), Pages: max(lots, 1)})
+				}
+				if err == nil {
+					_, err = bw.Write(pdf)
+				}
 			}
 			if err == nil {
 				err = bw.Flush()
@@ -95,7 +124,8 @@ fault that the validator reports with that code; --fault list prints the codes.`
 	}
 	fl := cmd.Flags()
 	fl.Int64Var(&seed, "seed", 1, "generator seed")
-	fl.IntVar(&lots, "lots", 1, "lots in the file")
+	fl.IntVar(&lots, "lots", 1, "lots in the file (scor: pages)")
+	fl.BoolVar(&fhir, "fhir", false, "certificate: a FHIR R4 Bundle instead of oct-cert/1 JSON")
 	fl.IntVar(&invoices, "invoices", 10, "invoices per lot (b2, noemie)")
 	fl.StringVar(&fault, "fault", "", "inject one fault with this error code (\"list\" prints them)")
 	fl.StringVarP(&out, "output", "o", "", "output file (default stdout)")
