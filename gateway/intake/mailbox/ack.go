@@ -48,10 +48,12 @@ func WriteAck(ctx context.Context, r *os.Root, name string, ack gateway.Ack) (st
 		return "", fmt.Errorf("mailbox: %w", err)
 	}
 	js = append(js, '\n')
-	if err := WriteAtomic(ctx, r, Outbox, textName, strings.NewReader(AckText(name, ack))); err != nil {
-		return "", err
-	}
-	if err := WriteAtomic(ctx, r, Outbox, jsonName, bytes.NewReader(js)); err != nil {
+	// The text first, the JSON last: a client that waits for the JSON finds
+	// both; one fsync of outbox/ for the two.
+	if err := WriteAtomicAll(ctx, r, Outbox, []File{
+		{Name: textName, Data: strings.NewReader(AckText(name, ack))},
+		{Name: jsonName, Data: bytes.NewReader(js)},
+	}); err != nil {
 		return "", err
 	}
 	return jsonName, nil

@@ -199,40 +199,66 @@ func IsTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 // WriteAtomic copies src to folder/name under r: a temporary file in the
 // same folder, fsync, rename over name, fsync of the folder.
 func WriteAtomic(ctx context.Context, r *os.Root, folder, name string, src io.Reader) (err error) {
+	return WriteAtomicAll(ctx, r, folder, []File{{Name: name, Data: src}})
+}
+
+// File is one file for WriteAtomicAll.
+type File struct {
+	Name string
+	Data io.Reader
+}
+
+// WriteAtomicAll writes several files into folder as WriteAtomic does,
+// with one fsync of the folder for all of them: each is written to a
+// temporary name and fsync'd, then they are renamed in order and the
+// folder is synced once. On an error none of the temporary files stays;
+// the files renamed before it stay (each is whole).
+func WriteAtomicAll(ctx context.Context, r *os.Root, folder string, files []File) (err error) {
 	if !IsFolder(folder) {
 		return fmt.Errorf("%w: %q", ErrBadFolder, folder)
 	}
-	if err := CheckName(name); err != nil {
-		return err
+	for _, f := range files {
+		if err := CheckName(f.Name); err != nil {
+			return err
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(folder, tmpPrefix+hex.EncodeToString(rnd[:]))
-	fh, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("mailbox: %w", err)
-	}
+	tmps := make([]string, 0, len(files))
 	defer func() {
 		if err != nil {
-			_ = fh.Close()
-			_ = r.Remove(tmp)
+			for _, t := range tmps {
+				_ = r.Remove(t)
+			}
 		}
 	}()
-	if _, err = io.Copy(fh, ctxReader{ctx, src}); err != nil {
-		return fmt.Errorf("mailbox: write %s: %w", name, err)
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		tmp := path.Join(folder, tmpPrefix+hex.EncodeToString(rnd[:]))
+		fh, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("mailbox: %w", err)
+		}
+		tmps = append(tmps, tmp)
+		if _, err = io.Copy(fh, ctxReader{ctx, f.Data}); err == nil {
+			err = fh.Sync()
+		}
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("mailbox: write %s: %w", f.Name, err)
+		}
 	}
-	if err = fh.Sync(); err != nil {
-		return fmt.Errorf("mailbox: fsync %s: %w", name, err)
+	for i, f := range files {
+		if err = r.Rename(tmps[i], path.Join(folder, f.Name)); err != nil {
+			tmps = tmps[i:]
+			return fmt.Errorf("mailbox: rename %s: %w", f.Name, err)
+		}
 	}
-	if err = fh.Close(); err != nil {
-		return fmt.Errorf("mailbox: close %s: %w", name, err)
-	}
-	if err = r.Rename(tmp, path.Join(folder, name)); err != nil {
-		return fmt.Errorf("mailbox: rename %s: %w", name, err)
-	}
+	tmps = nil
 	return SyncDir(r, folder)
 }
 

@@ -101,3 +101,40 @@ func TestDeliverAckRefusal(t *testing.T) {
 		t.Fatalf("usage = %d, %v", n, err)
 	}
 }
+
+// TestWriteAtomicAll: every file appears whole under its name, no
+// temporary file stays; a bad name refuses the whole set before writing.
+func TestWriteAtomicAll(t *testing.T) {
+	f, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Open("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if err := WriteAtomicAll(ctx, r, Outbox, []File{{"a.txt", strings.NewReader("one")}, {"a.json", strings.NewReader("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	err = WriteAtomicAll(ctx, r, Outbox, []File{{"b.txt", strings.NewReader("x")}, {"../evil", strings.NewReader("y")}})
+	if err == nil {
+		t.Fatal("a bad name was accepted")
+	}
+	ents, err := os.ReadDir(filepath.Join(f.dir, "acme", Outbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "a.json,a.txt" {
+		t.Fatalf("outbox holds %v", names)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.dir, "acme", Outbox, "a.txt"))
+	if string(b) != "one" {
+		t.Fatalf("a.txt = %q", b)
+	}
+}
