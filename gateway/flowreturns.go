@@ -76,6 +76,15 @@ func (g *Gateway) flowReturn(ctx context.Context, source string, hint *store.Lot
 		sum = hex.EncodeToString(s[:])
 	}
 	id := flowReturnID(sum)
+	if certificate.IsTask(raw) {
+		// One return per (task, status): the Task that answers the POST and
+		// the same status in the SSA's feed are one status for the vendor,
+		// whatever their bytes (lastModified, meta...).
+		if u, err := certificate.ParseTask(raw); err == nil {
+			k := sha256.Sum256([]byte("ssa-task\x00" + u.TaskID + "\x00" + string(u.Status)))
+			id = "ret-" + hex.EncodeToString(k[:12]) + "-ssa"
+		}
+	}
 	if _, err := g.st.Return(ctx, id); err == nil {
 		return nil, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
