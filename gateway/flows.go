@@ -43,6 +43,9 @@ const (
 	maxCertificateBytes = certificate.DefaultMaxBytes
 	maxPECBytes         = 256 << 10
 	maxSCORBytes        = scor.DefaultMaxBytes
+	// maxSCORInFlight bounds the SCOR files read into memory at once on a
+	// node (the others wait, bounded by their context).
+	maxSCORInFlight = 8
 )
 
 // CertificateSelector flags certificates for medical control (the node
@@ -143,6 +146,16 @@ func (g *Gateway) intakeFlow(ctx context.Context, tenant string, src Source, r i
 		limit = min(limit, maxSCORBytes)
 	default:
 		return Ack{}, fmt.Errorf("%w: flow %q", ErrUnknownFlow, flow)
+	}
+	if flow == store.FlowSCOR {
+		// A SCOR file is read whole (pdfcpu needs random access): at most
+		// maxSCORInFlight at once on this node, so memory stays bounded.
+		select {
+		case g.scorSlots <- struct{}{}:
+			defer func() { <-g.scorSlots }()
+		case <-ctx.Done():
+			return Ack{}, ctx.Err()
+		}
 	}
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	switch {

@@ -72,6 +72,8 @@ type Gateway struct {
 	flows   FlowOptions
 	// selector is flows.Selector, kept apart for a cheap nil check.
 	selector CertificateSelector
+	// scorSlots bounds the SCOR files held in memory at once.
+	scorSlots chan struct{}
 
 	adopter adopter // g.blobs when it can take a local file without copying
 
@@ -121,7 +123,7 @@ func New(o Options) (*Gateway, error) {
 		limits: o.Limits, router: o.Router, node: o.NodeID, knowAMC: o.KnownAMC, m: m,
 		sem: make(chan struct{}, o.Limits.MaxConcurrent), wake: make(chan struct{}, 1),
 		workers: o.Workers, out: o.Outbound, entropy: ulid.Monotonic(rand.Reader, 0),
-		flows: o.Flows, selector: o.Flows.Selector,
+		flows: o.Flows, selector: o.Flows.Selector, scorSlots: make(chan struct{}, maxSCORInFlight),
 	}, nil
 }
 
