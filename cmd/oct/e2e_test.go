@@ -26,14 +26,9 @@ import (
 // the lot is settled.
 func TestServeDeliversToSimAndTakesReturnsOverIMAP(t *testing.T) {
 	testenv.Integration(t)
-	dc := testenv.StartDovecot(t)
 	bin := testenv.GoBuild(t, "github.com/octgw/oct/cmd/oct")
 	dir := t.TempDir()
-
-	pwFile := filepath.Join(dir, "imap.pw")
-	if err := os.WriteFile(pwFile, []byte(dc.Password), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dc, pwFile := startMailbox(t, dir)
 	simOut := filepath.Join(dir, "sim")
 	smtpPort := testenv.FreePort(t)
 	startSim(t, bin, simOut, smtpPort, nil, "--sftp", "", "--https", "", "--ssa", "",

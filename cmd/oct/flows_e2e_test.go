@@ -30,13 +30,9 @@ import (
 // AMC the referential does not know — each refused clearly, nothing sent.
 func TestServeFlowsThroughSim(t *testing.T) {
 	testenv.Integration(t)
-	dc := testenv.StartDovecot(t)
 	bin := testenv.GoBuild(t, "github.com/octgw/oct/cmd/oct")
 	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "imap.pw")
-	if err := os.WriteFile(pwFile, []byte(dc.Password), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dc, pwFile := startMailbox(t, dir)
 	simOut := filepath.Join(dir, "sim")
 	smtpPort, httpsPort, ssaPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	startSim(t, bin, simOut, smtpPort, testenv.TCPReady(fmt.Sprintf("127.0.0.1:%d", ssaPort)), "--sftp", "",

@@ -56,3 +56,15 @@ func postAck(t *testing.T, ctx context.Context, url, token string, body []byte) 
 	}
 	return ack
 }
+
+// startMailbox starts Dovecot, the OCT's return mailbox, and writes its
+// password to a file in dir for the configuration.
+func startMailbox(t *testing.T, dir string) (*testenv.Dovecot, string) {
+	t.Helper()
+	dc := testenv.StartDovecot(t)
+	pwFile := filepath.Join(dir, "imap.pw")
+	if err := os.WriteFile(pwFile, []byte(dc.Password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dc, pwFile
+}
