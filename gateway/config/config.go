@@ -215,6 +215,10 @@ type Store struct {
 	SQLite   SQLite `yaml:"sqlite"`
 	Redis    Redis  `yaml:"redis"`
 	BlobsDir string `yaml:"blobs_dir"` // raw files; several nodes share one directory
+	// BlobPacks, when > 0, keeps blobs of at most this many bytes in
+	// append-only pack files instead of one file each (gateway/store/blobdir
+	// packs.go): far fewer file creations, an in-memory index.
+	BlobPacks int64 `yaml:"blob_packs"`
 }
 
 // Redis is the shared store of several nodes (docs/store-redis.md).

@@ -157,7 +157,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (n *Node, err error
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	n.Store = st
-	blobs, err := blobdir.Open(cfg.Path(cfg.Store.BlobsDir, "blobs"))
+	blobs, err := blobdir.OpenWith(cfg.Path(cfg.Store.BlobsDir, "blobs"), blobdir.Options{PackSmall: cfg.Store.BlobPacks})
 	if err != nil {
 		return nil, fmt.Errorf("blobs: %w", err)
 	}

@@ -84,7 +84,7 @@ func benchLots(b *testing.B, ctx context.Context, st *sqlite.Store, n int, now t
 
 // benchProcessor opens a SQLite store and a blob directory under a temp
 // dir and returns a Processor relaying to a counter.
-func benchProcessor(b *testing.B, ctx context.Context, now time.Time) (*sqlite.Store, *Processor, *atomic.Int64) {
+func benchProcessor(b *testing.B, ctx context.Context, now time.Time, bo ...blobdir.Options) (*sqlite.Store, *Processor, *atomic.Int64) {
 	b.Helper()
 	dir := b.TempDir()
 	clock := func() time.Time { return now }
@@ -93,7 +93,11 @@ func benchProcessor(b *testing.B, ctx context.Context, now time.Time) (*sqlite.S
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	blobs, err := blobdir.Open(filepath.Join(dir, "blobs"))
+	var o blobdir.Options
+	if len(bo) > 0 {
+		o = bo[0]
+	}
+	blobs, err := blobdir.OpenWith(filepath.Join(dir, "blobs"), o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,6 +170,12 @@ func BenchmarkProcessReturns(b *testing.B) {
 	for _, size := range []int{10, 50} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchReturns(b, batches(size)) })
 	}
+	// packs: the same batches with small blobs appended to a pack file
+	// (blobdir Options.PackSmall, store.blob_packs) instead of one file
+	// each.
+	b.Run("packs-batch=50", func(b *testing.B) {
+		benchReturns(b, batches(50), blobdir.Options{PackSmall: 64 << 10})
+	})
 	// alternate: chunks of 50 messages handled alternately one by one and as
 	// one batch, in the same store and blob directory, timed apart: both
 	// ways see the same machine load (the other figures come from separate
@@ -274,10 +284,10 @@ func (m *memBlobs) Open(_ context.Context, sum string) (io.ReadCloser, error) {
 
 // benchReturns prepares b.N lots and their ARL messages, then times run
 // over all the messages.
-func benchReturns(b *testing.B, run func(ctx context.Context, proc *Processor, msgs [][]byte)) {
+func benchReturns(b *testing.B, run func(ctx context.Context, proc *Processor, msgs [][]byte), bo ...blobdir.Options) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 9, 10, 0, 0, 0, time.UTC)
-	st, proc, relayed := benchProcessor(b, ctx, now)
+	st, proc, relayed := benchProcessor(b, ctx, now, bo...)
 	msgs := benchLots(b, ctx, st, b.N, now)
 	b.ResetTimer()
 	run(ctx, proc, msgs)

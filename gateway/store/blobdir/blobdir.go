@@ -27,6 +27,17 @@ import (
 type Dir struct {
 	root string
 	sync *groupSync
+	// packs keeps blobs of at most packLimit bytes in pack files (nil:
+	// every blob is a file). See packs.go.
+	packs     *packs
+	packLimit int64
+}
+
+// Options tune a blob directory.
+type Options struct {
+	// PackSmall, when > 0, keeps blobs of at most this many bytes in
+	// append-only pack files instead of one file each (packs.go).
+	PackSmall int64
 }
 
 var _ store.Blobs = (*Dir)(nil)
@@ -37,7 +48,10 @@ const staleTemp = time.Hour
 
 // Open uses root as a blob directory, creating it if needed, and removes
 // temporary files abandoned by Puts that died (untouched for an hour).
-func Open(root string) (*Dir, error) {
+func Open(root string) (*Dir, error) { return OpenWith(root, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(root string, o Options) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("blobdir: empty root")
 	}
@@ -61,7 +75,14 @@ func Open(root string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{root: root, sync: gs}, nil
+	d := &Dir{root: root, sync: gs}
+	if o.PackSmall > 0 {
+		if d.packs, err = openPacks(root); err != nil {
+			return nil, err
+		}
+		d.packLimit = min(o.PackSmall, 1<<30)
+	}
+	return d, nil
 }
 
 // Root is the directory the blobs live in.
@@ -105,6 +126,16 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // Put implements store.Blobs. maxBytes <= 0 means no limit. An existing blob
 // is not rewritten.
 func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string, size int64, err error) {
+	if d.packs != nil {
+		small, rest, err := readSmall(ctxReader{ctx, r}, d.packLimit)
+		if err != nil {
+			return "", 0, fmt.Errorf("blobdir: %w", err)
+		}
+		if small != nil {
+			return d.putSmall(small, maxBytes)
+		}
+		r = rest
+	}
 	tmpDir := filepath.Join(d.root, "tmp")
 	tmp, err := os.CreateTemp(tmpDir, "put-*")
 	if err != nil {
@@ -141,6 +172,32 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxBytes int64) (sum string,
 	tmp = nil
 	if err := d.durable(final, []string{dir, filepath.Dir(dir), d.root}); err != nil {
 		return "", 0, err
+	}
+	return sum, size, nil
+}
+
+// putSmall keeps a small blob in this process's pack, durably.
+func (d *Dir) putSmall(data []byte, maxBytes int64) (string, int64, error) {
+	size := int64(len(data))
+	if maxBytes > 0 && size > maxBytes {
+		return "", 0, fmt.Errorf("blobdir: more than %d bytes: %w", maxBytes, store.ErrTooLarge)
+	}
+	h := sha256.Sum256(data)
+	sum := hex.EncodeToString(h[:])
+	final, _ := d.Path(sum)
+	if _, err := os.Stat(final); err == nil {
+		return sum, size, d.durable(final, nil)
+	}
+	pack, err := d.packs.append(sum, data)
+	if err != nil {
+		return "", 0, err
+	}
+	err = d.sync.wait()
+	if errors.Is(err, errNoSyncfs) {
+		err = d.packs.fsync(pack)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("blobdir: pack sync: %w", err)
 	}
 	return sum, size, nil
 }
@@ -195,6 +252,15 @@ func (d *Dir) Open(ctx context.Context, sum string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) && d.packs != nil {
+		l, ok, err := d.packs.find(sum)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return d.packs.open(l)
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blobdir: %s: %w", sum, store.ErrNotFound)
 	}
@@ -214,6 +280,10 @@ func (d *Dir) Has(ctx context.Context, sum string) (bool, error) {
 		return false, nil
 	}
 	_, err = os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) && d.packs != nil {
+		_, ok, err := d.packs.find(sum)
+		return ok, err
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
