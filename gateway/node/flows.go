@@ -62,17 +62,15 @@ func (n *Node) ssaFeeds() []deliverfhir.Feed {
 }
 
 // openSSAPoller builds the poller of the SSA status feeds, when HTTPS
-// delivery is configured and the referential names SSA endpoints.
+// delivery is configured and routing has a referential.
 func (n *Node) openSSAPoller() error {
-	if n.httpsClient == nil {
+	if n.httpsClient == nil || n.Referentials == nil {
 		return nil
 	}
-	feeds := n.ssaFeeds()
-	if len(feeds) == 0 {
-		return nil
-	}
+	// The feeds of each round are those of the referential in force: an
+	// SSA added by a referential update is polled without a restart.
 	p, err := deliverfhir.NewPoller(deliverfhir.PollerConfig{
-		Feeds: feeds, HTTPS: *n.httpsClient, Interval: n.Config.Flows.SSAPollEvery, Logger: n.Logger,
+		FeedsFunc: n.ssaFeeds, HTTPS: *n.httpsClient, Interval: n.Config.Flows.SSAPollEvery, Logger: n.Logger,
 		Cursors: deliverfhir.FileCursors{Dir: filepath.Join(n.Config.DataDir, "ssa-cursors")},
 		Handler: deliverfhir.HandlerFunc(n.Gateway.HandleFlowReturn),
 	})

@@ -135,7 +135,11 @@ type Feed struct {
 // PollerConfig configures a Poller. Zero values take the defaults in
 // brackets.
 type PollerConfig struct {
-	Feeds   []Feed
+	Feeds []Feed
+	// FeedsFunc, when set, gives the feeds of each round instead of Feeds
+	// (the SSA endpoints of the referential in force); a feed whose URL is
+	// not valid is logged and skipped.
+	FeedsFunc func() []Feed
 	HTTPS   dhttps.Config // client certificate (required) and roots, as for the Sender
 	Handler Handler       // required
 	Cursors CursorStore   // required
@@ -222,7 +226,18 @@ func (p *Poller) Run(ctx context.Context) error {
 // errors of the feeds that failed (joined).
 func (p *Poller) PollOnce(ctx context.Context) error {
 	var errs []error
-	for _, f := range p.cfg.Feeds {
+	feeds := p.cfg.Feeds
+	if p.cfg.FeedsFunc != nil {
+		feeds = nil
+		for _, f := range p.cfg.FeedsFunc() {
+			if _, err := dhttps.Endpoint(f.URL); err != nil || f.Name == "" {
+				p.log.Warn("fhir: SSA feed skipped", "feed", f.Name, "err", err)
+				continue
+			}
+			feeds = append(feeds, f)
+		}
+	}
+	for _, f := range feeds {
 		if err := p.pollFeed(ctx, f); err != nil {
 			errs = append(errs, fmt.Errorf("feed %s: %w", f.Name, err))
 		}

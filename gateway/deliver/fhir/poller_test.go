@@ -279,3 +279,27 @@ func TestFileCursors(t *testing.T) {
 		t.Fatal("corrupt cursor loaded")
 	}
 }
+
+// TestPollerFeedsFunc: the feeds of each round come from FeedsFunc (the
+// referential in force): a feed that appears later is read at the next
+// round, one with a bad URL is skipped.
+func TestPollerFeedsFunc(t *testing.T) {
+	fs := &feedServer{}
+	fs.add(upd("T1", certificate.StatusReceived, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)))
+	srv, cfg := mtlsServer(t, fs)
+	rec := &recorder{}
+	var feeds []fhir.Feed
+	p, err := fhir.NewPoller(fhir.PollerConfig{FeedsFunc: func() []fhir.Feed { return feeds }, HTTPS: cfg,
+		Handler: rec, Cursors: fhir.FileCursors{Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.PollOnce(ctx); err != nil || len(rec.all()) != 0 {
+		t.Fatalf("no feed yet: %v %v", err, rec.all())
+	}
+	feeds = []fhir.Feed{{Name: "bad", URL: "ftp://nowhere"}, {Name: "ssa-cpam", URL: srv.URL + "/ssa/cpam"}}
+	if err := p.PollOnce(ctx); err != nil || strings.Join(rec.all(), " ") != "T1/received" {
+		t.Fatalf("after the referential named it: %v %v", err, rec.all())
+	}
+}
