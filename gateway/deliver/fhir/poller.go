@@ -140,9 +140,9 @@ type PollerConfig struct {
 	// (the SSA endpoints of the referential in force); a feed whose URL is
 	// not valid is logged and skipped.
 	FeedsFunc func() []Feed
-	HTTPS   dhttps.Config // client certificate (required) and roots, as for the Sender
-	Handler Handler       // required
-	Cursors CursorStore   // required
+	HTTPS     dhttps.Config // client certificate (required) and roots, as for the Sender
+	Handler   Handler       // required
+	Cursors   CursorStore   // required
 	// Interval between rounds of Run [30s].
 	Interval time.Duration
 	// PageSize is the _count asked [100]; MaxPageSize bounds it when a
