@@ -154,38 +154,57 @@ func lotOf(subject string) string {
 	return ""
 }
 
-// scan calls fn for each anomaly matching f (up to MaxScan read), until
-// fn returns false.
+// scan calls fn for each anomaly matching f, by id (up to MaxScan read),
+// until fn returns false.
 func (q *Queue) scan(ctx context.Context, f Filter, now time.Time, fn func(store.Anomaly) bool) error {
-	states := []lifecycle.State{f.State}
-	if f.State == StateActive {
-		states = []lifecycle.State{lifecycle.AnomalyOpen, lifecycle.AnomalyAssigned}
-	}
 	read := 0
-	for _, s := range states {
-		after := ""
-		for read < q.o.MaxScan {
-			page, err := q.o.Store.Anomalies(ctx, store.AnomalyQuery{Tenant: f.Tenant, Kind: f.Kind, Destination: f.Destination,
-				Assignee: f.Assignee, State: s, After: after, Limit: 500})
-			if err != nil {
-				return err
-			}
-			for _, a := range page {
-				read++
-				if f.OlderThan > 0 && now.Sub(a.Created) < f.OlderThan {
-					continue
-				}
-				if !fn(a) {
-					return nil
-				}
-			}
-			if len(page) < 500 {
-				break
-			}
-			after = page[len(page)-1].ID
+	for _, s := range f.states() {
+		n, stopped, err := q.walkState(ctx, f, s, now, false, 500, q.o.MaxScan-read, fn)
+		read += n
+		if err != nil || stopped {
+			return err
 		}
 	}
 	return nil
+}
+
+// states are the states a filter walks (StateActive: open, then assigned).
+func (f Filter) states() []lifecycle.State {
+	if f.State == StateActive {
+		return []lifecycle.State{lifecycle.AnomalyOpen, lifecycle.AnomalyAssigned}
+	}
+	return []lifecycle.State{f.State}
+}
+
+// walkState calls fn for each anomaly of one state matching f (by id, or
+// most urgent first with bySLA), reading pages of page rows while fewer
+// than budget were read, until fn returns false (stopped). It returns how
+// many were read.
+func (q *Queue) walkState(ctx context.Context, f Filter, s lifecycle.State, now time.Time, bySLA bool, page, budget int,
+	fn func(store.Anomaly) bool) (read int, stopped bool, err error) {
+	var after string
+	var afterSLA time.Time
+	for read < budget {
+		as, err := q.o.Store.Anomalies(ctx, store.AnomalyQuery{Tenant: f.Tenant, Kind: f.Kind, Destination: f.Destination,
+			Assignee: f.Assignee, State: s, BySLA: bySLA, After: after, AfterSLA: afterSLA, Limit: page})
+		if err != nil {
+			return read, false, err
+		}
+		for _, a := range as {
+			read++
+			if f.OlderThan > 0 && now.Sub(a.Created) < f.OlderThan {
+				continue
+			}
+			if !fn(a) {
+				return read, true, nil
+			}
+		}
+		if len(as) < page {
+			return read, false, nil
+		}
+		after, afterSLA = as[len(as)-1].ID, as[len(as)-1].SLA
+	}
+	return read, false, nil
 }
 
 // List returns the anomalies matching f, most urgent (earliest SLA
@@ -195,38 +214,18 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Item, error) {
 		f.Limit = 200
 	}
 	now := q.Now()
-	states := []lifecycle.State{f.State}
-	if f.State == StateActive {
-		states = []lifecycle.State{lifecycle.AnomalyOpen, lifecycle.AnomalyAssigned}
-	}
 	// The store returns each state's anomalies most urgent first: the first
 	// Limit of each (after the age filter) hold the Limit most urgent ones.
-	page := min(f.Limit, 500)
 	var out []Item
-	for _, s := range states {
-		got, read := 0, 0
-		var after string
-		var afterSLA time.Time
-		for got < f.Limit && read < q.o.MaxScan {
-			as, err := q.o.Store.Anomalies(ctx, store.AnomalyQuery{Tenant: f.Tenant, Kind: f.Kind, Destination: f.Destination,
-				Assignee: f.Assignee, State: s, BySLA: true, After: after, AfterSLA: afterSLA, Limit: page})
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range as {
-				read++
-				if f.OlderThan > 0 && now.Sub(a.Created) < f.OlderThan {
-					continue
-				}
-				if got < f.Limit {
-					out = append(out, q.item(a, now))
-					got++
-				}
-			}
-			if len(as) < page {
-				break
-			}
-			after, afterSLA = as[len(as)-1].ID, as[len(as)-1].SLA
+	for _, s := range f.states() {
+		got := 0
+		_, _, err := q.walkState(ctx, f, s, now, true, min(f.Limit, 500), q.o.MaxScan, func(a store.Anomaly) bool {
+			out = append(out, q.item(a, now))
+			got++
+			return got < f.Limit
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
