@@ -1,6 +1,9 @@
 package referentials
 
-import "embed"
+import (
+	"embed"
+	"strings"
+)
 
 //go:embed demodata/*.csv
 var demoFS embed.FS
@@ -22,5 +25,25 @@ func DemoFeed() Feed {
 		}
 		feed.Files = append(feed.Files, f)
 	}
+	return feed
+}
+
+// The HTTPS endpoints of the demo referential that a simulator stands in
+// for: the SSA SSA01 (medical certificates) and the optics convention of
+// SANTEPHARM (PEC requests).
+const (
+	DemoSSAEndpoint = "https://fhir.ssa01.invalid/r4"
+	DemoPECEndpoint = "https://pec.santepharm.invalid/v1"
+)
+
+// DemoFeedAt is DemoFeed with its SSA and PEC endpoints at ssaURL and
+// pecURL (a simulator's addresses).
+func DemoFeedAt(ssaURL, pecURL string) Feed {
+	feed := DemoFeed()
+	r := strings.NewReplacer(DemoSSAEndpoint, ssaURL, DemoPECEndpoint, pecURL)
+	for i, f := range feed.Files {
+		feed.Files[i].Data = []byte(r.Replace(string(f.Data)))
+	}
+	feed.Source = "demo (simulated endpoints)"
 	return feed
 }

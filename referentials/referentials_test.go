@@ -519,3 +519,22 @@ func TestCSVBareQuote(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestDemoFeedAt: the simulated endpoints replace the demo ones (which the
+// demo data really names).
+func TestDemoFeedAt(t *testing.T) {
+	var before, after []byte
+	for _, f := range DemoFeed().Files {
+		before = append(before, f.Data...)
+	}
+	for _, f := range DemoFeedAt("https://127.0.0.1:1/ssa/SSA01", "https://127.0.0.1:2/amc/SANTEPHARM").Files {
+		after = append(after, f.Data...)
+	}
+	if !bytes.Contains(before, []byte(DemoSSAEndpoint)) || !bytes.Contains(before, []byte(DemoPECEndpoint)) {
+		t.Fatal("the demo data no longer names the SSA and PEC endpoints")
+	}
+	if bytes.Contains(after, []byte(".invalid/r4")) || !bytes.Contains(after, []byte("https://127.0.0.1:1/ssa/SSA01")) ||
+		!bytes.Contains(after, []byte("https://127.0.0.1:2/amc/SANTEPHARM")) {
+		t.Fatal("endpoints not replaced")
+	}
+}

@@ -50,12 +50,11 @@ func TestServeFlowsThroughSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refFiles []string
-	for _, f := range referentials.DemoFeed().Files {
-		data := string(f.Data)
-		data = strings.ReplaceAll(data, "https://fhir.ssa01.invalid/r4", fmt.Sprintf("https://127.0.0.1:%d/ssa/SSA01", ssaPort))
-		data = strings.ReplaceAll(data, "https://pec.santepharm.invalid/v1", fmt.Sprintf("https://127.0.0.1:%d/amc/SANTEPHARM", httpsPort))
+	ref := referentials.DemoFeedAt(fmt.Sprintf("https://127.0.0.1:%d/ssa/SSA01", ssaPort),
+		fmt.Sprintf("https://127.0.0.1:%d/amc/SANTEPHARM", httpsPort))
+	for _, f := range ref.Files {
 		p := filepath.Join(refDir, f.Name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		refFiles = append(refFiles, p)

@@ -50,14 +50,7 @@ const (
 // flowSeed is the demo referential with its SSA and PEC endpoints at the
 // simulator's addresses.
 func flowSeed(ssaAddr, amcAddr string) referentials.Feed {
-	feed := referentials.DemoFeed()
-	for i, f := range feed.Files {
-		data := strings.ReplaceAll(string(f.Data), "https://fhir.ssa01.invalid/r4", "https://"+ssaAddr+"/ssa/"+demoSSA)
-		data = strings.ReplaceAll(data, "https://pec.santepharm.invalid/v1", "https://"+amcAddr+"/amc/SANTEPHARM")
-		feed.Files[i].Data = []byte(data)
-	}
-	feed.Source = "demo (simulator endpoints)"
-	return feed
+	return referentials.DemoFeedAt("https://"+ssaAddr+"/ssa/"+demoSSA, "https://"+amcAddr+"/amc/SANTEPHARM")
 }
 
 // pushFlows sends n certificates, n PEC requests and n SCOR attachments
