@@ -533,7 +533,7 @@ func TestDemoFeedAt(t *testing.T) {
 	if !bytes.Contains(before, []byte(DemoSSAEndpoint)) || !bytes.Contains(before, []byte(DemoPECEndpoint)) {
 		t.Fatal("the demo data no longer names the SSA and PEC endpoints")
 	}
-	if bytes.Contains(after, []byte(".invalid/r4")) || !bytes.Contains(after, []byte("https://127.0.0.1:1/ssa/SSA01")) ||
+	if bytes.Contains(after, []byte(DemoSSAEndpoint)) || bytes.Contains(after, []byte(DemoPECEndpoint)) || !bytes.Contains(after, []byte("https://127.0.0.1:1/ssa/SSA01")) ||
 		!bytes.Contains(after, []byte("https://127.0.0.1:2/amc/SANTEPHARM")) {
 		t.Fatal("endpoints not replaced")
 	}
