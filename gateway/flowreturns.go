@@ -76,12 +76,17 @@ func (g *Gateway) flowReturn(ctx context.Context, source string, hint *store.Lot
 		sum = hex.EncodeToString(s[:])
 	}
 	id := flowReturnID(sum)
-	if certificate.IsTask(raw) {
+	isTask := certificate.IsTask(raw)
+	var (
+		task    certificate.StatusUpdate
+		taskErr error
+	)
+	if isTask {
 		// One return per (task, status): the Task that answers the POST and
 		// the same status in the SSA's feed are one status for the vendor,
 		// whatever their bytes (lastModified, meta...).
-		if u, err := certificate.ParseTask(raw); err == nil {
-			k := sha256.Sum256([]byte("ssa-task\x00" + u.TaskID + "\x00" + string(u.Status)))
+		if task, taskErr = certificate.ParseTask(raw); taskErr == nil {
+			k := sha256.Sum256([]byte("ssa-task\x00" + task.TaskID + "\x00" + string(task.Status)))
 			id = "ret-" + hex.EncodeToString(k[:12]) + "-ssa"
 		}
 	}
@@ -96,9 +101,9 @@ func (g *Gateway) flowReturn(ctx context.Context, source string, hint *store.Lot
 		c   *store.Change
 		err error
 	)
-	if certificate.IsTask(raw) {
+	if isTask {
 		ret.Kind = ReturnSSAStatus
-		c, err = g.ssaStatus(ctx, source, hint, &ret, raw, now)
+		c, err = g.ssaStatus(ctx, source, hint, &ret, task, taskErr, now)
 	} else {
 		ret.Kind = ReturnPECAnswer
 		c, err = g.pecAnswer(ctx, source, hint, &ret, raw, now)
@@ -195,10 +200,11 @@ type SSAStatusSummary struct {
 	Updated     time.Time `json:"updated"`
 }
 
-func (g *Gateway) ssaStatus(ctx context.Context, source string, hint *store.Lot, ret *store.Return, raw []byte, now time.Time) (*store.Change, error) {
-	u, err := certificate.ParseTask(raw)
-	if err != nil {
-		return unparsableChange(ret, fmt.Errorf("certificate status from %s: %w", source, err), now), nil
+// ssaStatus applies a certificate status; u is the parsed Task, or perr
+// why it could not be parsed.
+func (g *Gateway) ssaStatus(ctx context.Context, source string, hint *store.Lot, ret *store.Return, u certificate.StatusUpdate, perr error, now time.Time) (*store.Change, error) {
+	if perr != nil {
+		return unparsableChange(ret, fmt.Errorf("certificate status from %s: %w", source, perr), now), nil
 	}
 	ret.Summary, _ = json.Marshal(SSAStatusSummary{Certificate: u.CertificateID, Task: u.TaskID, Status: string(u.Status),
 		ReasonCode: u.ReasonCode, ReasonText: u.ReasonText, Updated: u.Updated})
