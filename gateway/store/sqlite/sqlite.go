@@ -354,14 +354,23 @@ func (s *Store) apply(r *request) (err error) {
 			err = fmt.Errorf("sqlite: write request panicked: %v", p)
 		}
 	}()
-	return r.fn(&wtx{s: s, now: s.now().UTC()})
+	w := &wtx{s: s, now: s.now().UTC()}
+	if err := r.fn(w); err != nil {
+		return err
+	}
+	return w.flushDays()
 }
 
 // wtx is the writer's view of the transaction of one request.
 type wtx struct {
 	s   *Store
 	now time.Time
+	// days are the day counters this request adds to (tenant, kind, state
+	// entered), written once per key when it succeeds (flushDays).
+	days map[dayKey]int64
 }
+
+type dayKey struct{ tenant, kind, state string }
 
 // stmt returns the writer's prepared statement for query (writer
 // goroutine only).

@@ -11,7 +11,7 @@ import (
 	"github.com/octgw/oct/gateway/store/storetest"
 )
 
-func openTest(t *testing.T, o Options) *Store {
+func openTest(t testing.TB, o Options) *Store {
 	t.Helper()
 	if o.Path == "" {
 		o.Path = filepath.Join(t.TempDir(), "oct.db")

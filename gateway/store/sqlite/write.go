@@ -171,10 +171,8 @@ func (w *wtx) currentState(table, id string) (lifecycle.State, bool, error) {
 }
 
 // created checks the state of a new record and writes its creation event.
-func (w *wtx) created(kind lifecycle.Kind, id string, st lifecycle.State, actor string) error {
-	if err := w.countDay(kind, id, st); err != nil {
-		return err
-	}
+func (w *wtx) created(kind lifecycle.Kind, id, tenant string, st lifecycle.State, actor string) error {
+	w.countDay(tenant, kind, st)
 	return w.appendEvent(store.Event{
 		Subject: string(kind) + ":" + id,
 		Type:    "transition",
@@ -250,7 +248,7 @@ func (w *wtx) putFile(f store.File, actor string) (store.File, error) {
 	if err != nil {
 		return f, dup("file", f.ID, err)
 	}
-	return f, w.created(lifecycle.File, f.ID, f.State, actor)
+	return f, w.created(lifecycle.File, f.ID, f.Tenant, f.State, actor)
 }
 
 func (w *wtx) putLot(l store.Lot, actor string) error {
@@ -285,7 +283,7 @@ func (w *wtx) putLot(l store.Lot, actor string) error {
 	if err != nil {
 		return dup("lot", l.ID, err)
 	}
-	return w.created(lifecycle.Lot, l.ID, l.State, actor)
+	return w.created(lifecycle.Lot, l.ID, l.Tenant, l.State, actor)
 }
 
 func (w *wtx) putInvoice(i store.Invoice, actor string) error {
@@ -316,7 +314,7 @@ func (w *wtx) putInvoice(i store.Invoice, actor string) error {
 	if err != nil {
 		return dup("invoice", i.ID, err)
 	}
-	return w.created(lifecycle.Invoice, i.ID, i.State, actor)
+	return w.created(lifecycle.Invoice, i.ID, i.Tenant, i.State, actor)
 }
 
 func (w *wtx) putAnomaly(a store.Anomaly, actor string) error {
@@ -345,7 +343,7 @@ func (w *wtx) putAnomaly(a store.Anomaly, actor string) error {
 	if err != nil {
 		return dup("anomaly", a.ID, err)
 	}
-	return w.created(lifecycle.Anomaly, a.ID, a.State, actor)
+	return w.created(lifecycle.Anomaly, a.ID, a.Tenant, a.State, actor)
 }
 
 func (w *wtx) putAttempt(a store.Attempt) error {
@@ -394,19 +392,20 @@ func (w *wtx) transition(t store.Transition, actor string) error {
 		return fmt.Errorf("sqlite: %s %s: %w", t.Kind, t.ID, err)
 	}
 	table := stateTables[t.Kind]
-	var res sql.Result
-	var err error
+	var row *sql.Row
 	if t.Kind == lifecycle.Lot {
-		res, err = w.exec(`UPDATE lots SET state = ?, updated_at = ? WHERE id = ? AND state = ?`,
+		row = w.queryRow(`UPDATE lots SET state = ?, updated_at = ? WHERE id = ? AND state = ? RETURNING tenant`,
 			string(t.To), tn(w.now), t.ID, string(t.From))
 	} else {
-		res, err = w.exec(`UPDATE `+table+` SET state = ? WHERE id = ? AND state = ?`,
+		row = w.queryRow(`UPDATE `+table+` SET state = ? WHERE id = ? AND state = ? RETURNING tenant`,
 			string(t.To), t.ID, string(t.From))
 	}
-	if err != nil {
+	var tenant string
+	err := row.Scan(&tenant)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: %s %s: %w", t.Kind, t.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if errors.Is(err, sql.ErrNoRows) {
 		cur, found, err := w.currentState(table, t.ID)
 		if err != nil {
 			return err
@@ -416,9 +415,7 @@ func (w *wtx) transition(t store.Transition, actor string) error {
 		}
 		return fmt.Errorf("sqlite: %s %s is %q, not %q: %w", t.Kind, t.ID, cur, t.From, store.ErrConflict)
 	}
-	if err := w.countDay(t.Kind, t.ID, t.To); err != nil {
-		return err
-	}
+	w.countDay(tenant, t.Kind, t.To)
 	if t.Actor == "" {
 		t.Actor = actor
 	}
@@ -432,19 +429,24 @@ func (w *wtx) transition(t store.Transition, actor string) error {
 	})
 }
 
-// countDay adds one to the day counter of (tenant of the record, kind,
-// state entered), in the same transaction as the state change.
-func (w *wtx) countDay(kind lifecycle.Kind, id string, st lifecycle.State) error {
-	table := stateTables[kind]
-	if table == "" {
-		return nil
+// countDay counts one record of tenant entering state, for the request's
+// day counters.
+func (w *wtx) countDay(tenant string, kind lifecycle.Kind, st lifecycle.State) {
+	if w.days == nil {
+		w.days = map[dayKey]int64{}
 	}
-	_, err := w.exec(`INSERT INTO daily(day, tenant, kind, state, n)
-		SELECT ?, tenant, ?, ?, 1 FROM `+table+` WHERE id = ?
-		ON CONFLICT(day, tenant, kind, state) DO UPDATE SET n = n + 1`,
-		w.now.UTC().Format(time.DateOnly), string(kind), string(st), id)
-	if err != nil {
-		return fmt.Errorf("sqlite: day counter of %s %s: %w", kind, id, err)
+	w.days[dayKey{tenant, string(kind), string(st)}]++
+}
+
+// flushDays writes the request's day counters, one upsert per key (a lot
+// of 50 invoices is one, not 50), in the request's transaction.
+func (w *wtx) flushDays() error {
+	day := w.now.UTC().Format(time.DateOnly)
+	for k, n := range w.days {
+		if _, err := w.exec(`INSERT INTO daily(day, tenant, kind, state, n) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(day, tenant, kind, state) DO UPDATE SET n = n + excluded.n`, day, k.tenant, k.kind, k.state, n); err != nil {
+			return fmt.Errorf("sqlite: day counters: %w", err)
+		}
 	}
 	return nil
 }
