@@ -21,6 +21,7 @@ import (
 
 	"github.com/octgw/oct/gateway"
 	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/internal/testenv"
 )
 
 // fakeIntaker records every call and answers like the gateway would.
@@ -135,8 +136,7 @@ type env struct {
 	folders *mailbox.Folders
 	logs    *logHook
 	clock   *fakeClock
-	cancel  context.CancelFunc
-	done    chan error
+	stop    func() // shuts the server down, checks its goroutines ended
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -190,38 +190,8 @@ func startEnv(t *testing.T, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	e.done = make(chan error, 1)
-	go func() { e.done <- e.srv.Serve(ctx, l) }()
-	t.Cleanup(e.stop)
+	e.addr, e.stop = testenv.ServeLoopback(t, e.srv.Serve, e.srv.running.Load)
 	return e
-}
-
-// stop shuts the server down and checks that every goroutine it started
-// has ended.
-func (e *env) stop() {
-	if e.cancel == nil {
-		return
-	}
-	e.cancel()
-	e.cancel = nil
-	select {
-	case err := <-e.done:
-		if err != nil {
-			e.t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		e.t.Fatal("Serve did not return after shutdown")
-	}
-	if n := e.srv.running.Load(); n != 0 {
-		e.t.Errorf("%d server goroutines still running after Serve returned", n)
-	}
 }
 
 // dial logs in with signer over a fresh TCP connection; the net.Conn is

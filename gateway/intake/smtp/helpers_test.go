@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/internal/testenv"
 )
 
 type fakeIntaker struct {
@@ -311,8 +312,7 @@ type env struct {
 	addr   string
 	intake *fakeIntaker
 	pki    *testPKI
-	cancel context.CancelFunc
-	done   chan error
+	stop   func() // shuts the server down, checks its goroutines ended
 }
 
 func startEnv(t *testing.T, mod func(*Config)) *env {
@@ -332,34 +332,6 @@ func startEnv(t *testing.T, mod func(*Config)) *env {
 	if e.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	e.done = make(chan error, 1)
-	go func() { e.done <- e.srv.Serve(ctx, l) }()
-	t.Cleanup(e.stop)
+	e.addr, e.stop = testenv.ServeLoopback(t, e.srv.Serve, e.srv.running.Load)
 	return e
-}
-
-func (e *env) stop() {
-	if e.cancel == nil {
-		return
-	}
-	e.cancel()
-	e.cancel = nil
-	select {
-	case err := <-e.done:
-		if err != nil {
-			e.t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		e.t.Fatal("Serve did not return")
-	}
-	if n := e.srv.running.Load(); n != 0 {
-		e.t.Errorf("%d goroutines left", n)
-	}
 }
