@@ -41,19 +41,50 @@ func (d *Dir) Adopt(ctx context.Context, f *os.File, tee io.Writer, maxBytes int
 	if sum, size, err = teeHash(ctx, tee, f, maxBytes, info.Size()); err != nil {
 		return "", 0, err
 	}
+	return sum, size, d.link(ctx, f, sum)
+}
+
+// AdoptHashed is Adopt for a file whose bytes the caller hashed itself
+// while they were written (an SFTP upload followed in order, see
+// gateway.Follower): the file is not read again, only linked and made
+// durable. size must be the file's size now, sum the sha256 of exactly
+// those bytes; the caller must not write to the file afterwards. A file
+// that is not regular or whose size differs is ErrNotAdoptable (nothing
+// stored: read and Put it instead). Trusting sum is the caller's
+// responsibility: a wrong one would store bytes under another content's
+// name, which is why only bytes seen in order, each written exactly once,
+// may be hashed this way.
+func (d *Dir) AdoptHashed(ctx context.Context, f *os.File, sum string, size int64) error {
+	if !validSum(sum) {
+		return fmt.Errorf("blobdir: invalid sum %q", sum)
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() || info.Size() != size {
+		return ErrNotAdoptable
+	}
+	return d.link(ctx, f, sum)
+}
+
+// link makes the open file f the blob sum (hard link of its inode through
+// /proc/self/fd) and waits for its durability. An existing blob is not
+// replaced: the same bytes are already stored.
+func (d *Dir) link(ctx context.Context, f *os.File, sum string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("blobdir: %w", err)
+	}
 	final, _ := d.Path(sum)
 	if _, err := os.Stat(final); err == nil {
-		return sum, size, d.durable(final, nil) // the same bytes are already a blob
+		return d.durable(final, nil) // the same bytes are already a blob
 	}
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", 0, fmt.Errorf("blobdir: %w", err)
+		return fmt.Errorf("blobdir: %w", err)
 	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: the same bytes were stored meanwhile
-		return "", 0, fmt.Errorf("blobdir: link: %w", err)
+		return fmt.Errorf("blobdir: link: %w", err)
 	}
-	return sum, size, d.durable(final, []string{dir, filepath.Dir(dir), d.root})
+	return d.durable(final, []string{dir, filepath.Dir(dir), d.root})
 }
 
 // CanAdopt reports whether f can be adopted: on the blob directory's

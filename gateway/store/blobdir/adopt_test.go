@@ -3,6 +3,8 @@ package blobdir
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -66,5 +68,56 @@ func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
 	defer g.Close()
 	if _, _, err := d.Adopt(context.Background(), g, nil, 100); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
+	}
+}
+
+func TestAdoptHashedLinksWithoutReading(t *testing.T) {
+	root := t.TempDir()
+	d, err := Open(filepath.Join(root, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(root, "upload")
+	data := bytes.Repeat([]byte("FOLLOWED "), 4000)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !d.CanAdopt(f) {
+		t.Skip("the temp dir and /proc do not allow adoption here")
+	}
+	h := sha256.Sum256(data)
+	sum := hex.EncodeToString(h[:])
+	ctx := context.Background()
+	if err := d.AdoptHashed(ctx, f, sum, int64(len(data))+1); !errors.Is(err, ErrNotAdoptable) {
+		t.Fatalf("size differing from the file: %v, want ErrNotAdoptable", err)
+	}
+	if err := d.AdoptHashed(ctx, f, "NOTAHASH", int64(len(data))); err == nil {
+		t.Fatal("an invalid sum was accepted")
+	}
+	if ok, _ := d.Has(ctx, sum); ok {
+		t.Fatal("a refused adoption stored the blob")
+	}
+	if err := d.AdoptHashed(ctx, f, sum, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := d.Path(sum)
+	a, _ := os.Stat(src)
+	b, _ := os.Stat(p)
+	if !os.SameFile(a, b) {
+		t.Fatal("the blob is not the adopted inode")
+	}
+	// Adopting the same bytes again keeps the first blob.
+	if err := d.AdoptHashed(ctx, f, sum, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := d.AdoptHashed(canceled, f, sum, int64(len(data))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled context: %v", err)
 	}
 }
