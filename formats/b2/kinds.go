@@ -71,7 +71,9 @@ type compiled struct {
 	L     *fixed.Layout
 	spans [][2]int // 0-based half-open
 	dates []fixed.Ref
-	owner [RecordLength]int16 // index in L.Refs(), -1 for none
+	// dateAt is the 0-based start of each of dates.
+	dateAt []int
+	owner  [RecordLength]int16 // index in L.Refs(), -1 for none
 	// dmask/dwant: for each 8-byte word of the record, the high-nibble mask
 	// of the digit columns and the value it must have (0x3 per digit).
 	dmask, dwant [RecordLength / 8]uint64
@@ -95,6 +97,7 @@ func compile(l *fixed.Layout) *compiled {
 		}
 		if r.Kind == fixed.Date {
 			c.dates = append(c.dates, r)
+			c.dateAt = append(c.dateAt, p-1)
 		}
 	}
 	for i, d := range digit {
@@ -277,15 +280,19 @@ type variant struct {
 	invoice, nir, nirKey fixed.Ref
 	careDate, t4AMO      fixed.Ref
 	t4Fees               fixed.Ref
+	// t4AMON and t4FeesN read t4AMO and t4Fees in checked records.
+	t4AMON, t4FeesN num
 }
 
 var (
 	variantCP = &variant{name: "CP", full: true, t2: cType2, t3: cType3, t4: cType4, t5: cType5, keyEnd: 38,
 		invoice: Type2.Ref("invoice"), nir: Type2.Ref("nir"), nirKey: Type2.Ref("nir_key"),
-		careDate: Type4.Ref("care_date"), t4AMO: Type4.Ref("amo"), t4Fees: Type4.Ref("fees")}
+		careDate: Type4.Ref("care_date"), t4AMO: Type4.Ref("amo"), t4Fees: Type4.Ref("fees"),
+		t4AMON: numOf(Type4.Ref("amo")), t4FeesN: numOf(Type4.Ref("fees"))}
 	variantPS = &variant{name: "PS", t2: cType2PS, t3: cType3PS, t4: cType4PS, t5: cType5PS, keyEnd: 35,
 		invoice: Type2PS.Ref("invoice"), nir: Type2PS.Ref("nir"), nirKey: Type2PS.Ref("nir_key"),
-		careDate: Type4PS.Ref("care_date"), t4AMO: Type4PS.Ref("amo"), t4Fees: Type4PS.Ref("fees")}
+		careDate: Type4PS.Ref("care_date"), t4AMO: Type4PS.Ref("amo"), t4Fees: Type4PS.Ref("fees"),
+		t4AMON: numOf(Type4PS.Ref("amo")), t4FeesN: numOf(Type4PS.Ref("fees"))}
 )
 
 // variantOf maps the type-1 variant code (cols 79-80) to its layouts: CP

@@ -427,10 +427,10 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 		var care fixed.Day
 		if k.Type == '3' {
 			if v.full {
-				base, _ := t3Base.Int(data)
-				amo, _ := t3AMO.Int(data)
-				total, _ := t3Total.Int(data)
-				amc, _ := t3AMC.Int(data)
+				base := t3BaseN.get(data)
+				amo := t3AMON.get(data)
+				total := t3TotalN.get(data)
+				amc := t3AMCN.get(data)
 				in.sums[sBase] += base
 				in.sums[sAMOServices] += amo
 				in.sums[sPatient] += total - amo
@@ -441,20 +441,20 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 					in.summary.AMO += amo
 					in.summary.AMCAmount += amc
 				}
-				care, _ = t3End.Date(data)
+				care = dayOf(t3End.Bytes(data))
 				if care.IsZero() {
-					care, _ = t3Start.Date(data)
+					care = dayOf(t3Start.Bytes(data))
 				}
 			}
 		} else {
-			fees, _ := v.t4Fees.Int(data)
-			amo, _ := v.t4AMO.Int(data)
+			fees := v.t4FeesN.get(data)
+			amo := v.t4AMON.get(data)
 			in.sums[sFees] += fees
 			in.sums[sAMOFees] += amo
 			in.sums[sPatient] += fees - amo
 			var amc int64
 			if v.full {
-				amc, _ = t4AMC.Int(data)
+				amc = t4AMCN.get(data)
 				in.sums[sAMCFees] += amc
 			}
 			if in.summaryOn {
@@ -462,7 +462,7 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 				in.summary.AMO += amo
 				in.summary.AMCAmount += amc
 			}
-			care, _ = v.careDate.Date(data)
+			care = dayOf(v.careDate.Bytes(data))
 		}
 		if s.lot.dateOK && !care.IsZero() && tooLate(care, s.lot.date) {
 			field := v.careDate.Name
@@ -494,7 +494,7 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 		return
 	}
 	if max := seqMax(k); max > 0 && lpos == letterAt36 {
-		sq, _ := seq37Ref.Int(data)
+		sq := seq37N.get(data)
 		last := in.seq[k.Letter-'A']
 		if sq < 1 || sq > max || sq <= last {
 			s.addf(ErrRecordOrder, num, seq37Ref.Name, "%s sequence %02d: expected %02d to %02d in increasing order", k, sq, last+1, max)
@@ -564,9 +564,9 @@ func (s *state) invoiceTrailer(data []byte, num int64, full bool) {
 		return
 	}
 	var bad []string
-	for i, r := range t5Totals {
-		if got, _ := r.Int(data); got != in.sums[i] {
-			bad = append(bad, r.Name)
+	for i, n := range t5TotalsN {
+		if n.get(data) != in.sums[i] {
+			bad = append(bad, t5Totals[i].Name)
 		}
 	}
 	if bad != nil {

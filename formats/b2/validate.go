@@ -290,6 +290,20 @@ var (
 	t6Amount1   = Type6.Ref("amount1")
 	t6Lot       = Type6.Ref("lot_number")
 	seq37Ref    = Comp3F.Ref("seq")
+
+	// Readers of the same fields in records that passed scan.
+	t3BaseN   = numOf(t3Base)
+	t3AMON    = numOf(t3AMO)
+	t3TotalN  = numOf(t3Total)
+	t3AMCN    = numOf(t3AMC)
+	t4AMCN    = numOf(t4AMC)
+	seq37N    = numOf(seq37Ref)
+	t5TotalsN = func() (t [len(t5Totals)]num) {
+		for i, r := range t5Totals {
+			t[i] = numOf(r)
+		}
+		return t
+	}()
 )
 
 // state is the validator's working state, reused between files.
@@ -527,8 +541,9 @@ func (s *state) fields(c *compiled, data []byte, num int64) bool {
 		return s.fieldsSlow(c, data, num)
 	}
 	ok := true
-	for _, r := range c.dates {
-		if _, dok := r.Date(data); !dok {
+	for i, p := range c.dateAt {
+		if !dateOK(data[p : p+6]) {
+			r := c.dates[i]
 			s.addf(ErrDate, num, r.Name, "%q is not a date (YYMMDD)", r.Bytes(data))
 			ok = false
 		}
