@@ -64,3 +64,26 @@ func TestNumAgreesWithInt(t *testing.T) {
 		t.Fatalf("only %d fields tried", n)
 	}
 }
+
+// hasControl agrees with the byte-by-byte definition for every byte value
+// at every column, next to blanks, digits, letters or high bytes.
+func TestHasControl(t *testing.T) {
+	for _, fill := range []byte{' ', '0', 'Z', 0x80, 0xFF, 0x20} {
+		rec := make([]byte, RecordLength)
+		for i := range rec {
+			rec[i] = fill
+		}
+		if hasControl(rec) {
+			t.Fatalf("fill %#x: control found", fill)
+		}
+		for pos := 0; pos < RecordLength; pos++ {
+			for b := 0; b < 256; b++ {
+				rec[pos] = byte(b)
+				if got, want := hasControl(rec), b < 0x20; got != want {
+					t.Fatalf("fill %#x, byte %#x at %d: %v", fill, b, pos, got)
+				}
+			}
+			rec[pos] = fill
+		}
+	}
+}

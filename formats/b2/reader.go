@@ -2,6 +2,7 @@ package b2
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -173,6 +174,22 @@ func indexTerm(b []byte) int {
 	return i
 }
 
+// hasControl reports whether the 128 bytes of b hold a byte below 0x20
+// (CR and LF among them), 8 bytes at a time: for each byte below 0x20,
+// subtracting 0x20 borrows and sets its high bit while the byte's own high
+// bit is clear (a borrow only propagates from such a byte, so a word
+// without one gives no false positive).
+func hasControl(b []byte) bool {
+	_ = b[RecordLength-1]
+	const h = 0x8080808080808080
+	var acc uint64
+	for i := 0; i < RecordLength; i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		acc |= (x - 0x2020202020202020) &^ x
+	}
+	return acc&h != 0
+}
+
 // Next returns the next record, io.EOF at the end of the stream, the
 // stream's error, or ErrLineTooLong.
 func (r *Reader) Next() (Record, error) {
@@ -225,11 +242,16 @@ func (r *Reader) next() ([]byte, error) {
 	var end int
 	if r.lines {
 		avail := r.buf[start:r.w]
-		probe := avail
-		if len(probe) > RecordLength+1 {
-			probe = probe[:RecordLength+1]
+		i := -1
+		if len(avail) > RecordLength && isTerm(avail[RecordLength]) && !hasControl(avail[:RecordLength]) {
+			i = RecordLength // the usual line: 128 bytes and its terminator
+		} else {
+			probe := avail
+			if len(probe) > RecordLength+1 {
+				probe = probe[:RecordLength+1]
+			}
+			i = indexTerm(probe)
 		}
-		i := indexTerm(probe)
 		if i < 0 && len(avail) > RecordLength+1 {
 			// Longer than a record: find the end of the line.
 			r.fill(MaxLine + 1)
