@@ -405,14 +405,14 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 	if !full {
 		in.sumsOK = false
 		if k.Letter == 0 {
-			in.line, in.prev, in.seq = k.Type, k, [26]int64{}
+			in.line, in.prev, in.seq = k.Type, k, [26]uint8{}
 		}
 		s.pos = posLines
 		return
 	}
 	v := s.lot.v
 	if k.Letter == 0 {
-		in.line, in.prev, in.seq = k.Type, k, [26]int64{}
+		in.line, in.prev, in.seq = k.Type, k, [26]uint8{}
 		s.pos = posLines
 		var c *compiled
 		if k.Type == '3' {
@@ -495,11 +495,11 @@ func (s *state) line(k Kind, lpos int, data []byte, num int64, full bool) {
 	}
 	if max := seqMax(k); max > 0 && lpos == letterAt36 {
 		sq := seq37N.get(data)
-		last := in.seq[k.Letter-'A']
+		last := int64(in.seq[k.Letter-'A'])
 		if sq < 1 || sq > max || sq <= last {
 			s.addf(ErrRecordOrder, num, seq37Ref.Name, "%s sequence %02d: expected %02d to %02d in increasing order", k, sq, last+1, max)
 		}
-		in.seq[k.Letter-'A'] = sq
+		in.seq[k.Letter-'A'] = uint8(sq) // 2 digits
 	}
 }
 

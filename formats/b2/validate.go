@@ -235,9 +235,9 @@ type invState struct {
 	countOK   bool // every record of the invoice was readable
 	sumsOK    bool // every amount was readable
 	sums      [8]int64
-	prev      Kind // previous record of the invoice
-	line      byte // type of the current parent line ('3' or '4')
-	seq       [26]int64
+	prev      Kind      // previous record of the invoice
+	line      byte      // type of the current parent line ('3' or '4')
+	seq       [26]uint8 // last sequence number (2 digits) per letter
 	first     int64
 	errBase   int64
 	summary   Invoice
