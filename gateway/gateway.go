@@ -164,29 +164,23 @@ func (g *Gateway) Intake(ctx context.Context, tenant string, src Source, r io.Re
 	start := time.Now()
 	ack, err := g.intake(ctx, tenant, src, r)
 	g.m.observeIntake(src.Channel, ack, err, time.Since(start))
+	g.logRefused(ctx, tenant, src, err)
+	return ack, err
+}
+
+func (g *Gateway) logRefused(ctx context.Context, tenant string, src Source, err error) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "intake refused", slog.String("tenant", tenant),
 			slog.String("channel", src.Channel), slog.String("error", err.Error()))
 	}
-	return ack, err
 }
 
 func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Reader) (Ack, error) {
-	if g.Draining() {
-		return Ack{}, ErrShuttingDown
+	release, err := g.admit(ctx, tenant)
+	if err != nil {
+		return Ack{}, err
 	}
-	t, err := g.st.Tenant(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Disabled) {
-		return Ack{}, ErrUnknownTenant
-	} else if err != nil {
-		return Ack{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	select {
-	case g.sem <- struct{}{}:
-		defer func() { <-g.sem }()
-	case <-ctx.Done():
-		return Ack{}, ctx.Err()
-	}
+	defer release()
 	flow, r := sniff(src, r)
 	if flow != store.FlowB2 {
 		return g.intakeFlow(ctx, tenant, src, r, flow)
@@ -194,20 +188,7 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 
 	// Raw bytes go to the blob store while the validator reads the same
 	// stream: one pass, bounded memory, nothing buffered whole.
-	pr, pw := io.Pipe()
-	type result struct {
-		rep *b2.Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rep, err := b2.Validate(pr, b2.Options{
-			Limits:   b2.Limits{MaxBytes: g.limits.MaxFileBytes, MaxRecords: g.limits.MaxRecords, MaxErrors: g.limits.MaxErrors},
-			KnownAMC: g.knowAMC,
-		})
-		_, _ = io.Copy(io.Discard, pr) // the validator may stop early: keep the blob writer flowing
-		done <- result{rep, err}
-	}()
+	v := g.startB2Check()
 	var (
 		sum  string
 		size int64
@@ -216,12 +197,72 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 	if f, ok := r.(*os.File); ok && g.adopter != nil && g.adopter.CanAdopt(f) {
 		// An uploaded file already on this filesystem (SFTP inbox): read it
 		// once and link it into the blob store, no second copy.
-		sum, size, perr = g.adopter.Adopt(ctx, f, pw, g.limits.MaxFileBytes)
+		sum, size, perr = g.adopter.Adopt(ctx, f, v.w, g.limits.MaxFileBytes)
 	} else {
-		sum, size, perr = g.blobs.Put(ctx, io.TeeReader(r, pw), g.limits.MaxFileBytes)
+		sum, size, perr = g.blobs.Put(ctx, io.TeeReader(r, v.w), g.limits.MaxFileBytes)
 	}
-	pw.CloseWithError(perr)
-	res := <-done
+	rep, verr := v.finish(perr)
+	return g.recordB2(ctx, tenant, src, sum, size, perr, rep, verr)
+}
+
+// admit checks that the node takes files and that the tenant exists, and
+// takes one of the node's intake slots (waiting at most as long as ctx);
+// release gives it back.
+func (g *Gateway) admit(ctx context.Context, tenant string) (release func(), err error) {
+	if g.Draining() {
+		return nil, ErrShuttingDown
+	}
+	t, err := g.st.Tenant(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Disabled) {
+		return nil, ErrUnknownTenant
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	select {
+	case g.sem <- struct{}{}:
+		return func() { <-g.sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// b2Check is the B2 validation of one file, running in its own goroutine
+// on the bytes written to w. finish (or abort) ends the goroutine.
+type b2Check struct {
+	w    *io.PipeWriter
+	done chan b2Result
+}
+
+type b2Result struct {
+	rep *b2.Report
+	err error
+}
+
+func (g *Gateway) startB2Check() *b2Check {
+	pr, pw := io.Pipe()
+	v := &b2Check{w: pw, done: make(chan b2Result, 1)}
+	go func() {
+		rep, err := b2.Validate(pr, b2.Options{
+			Limits:   b2.Limits{MaxBytes: g.limits.MaxFileBytes, MaxRecords: g.limits.MaxRecords, MaxErrors: g.limits.MaxErrors},
+			KnownAMC: g.knowAMC,
+		})
+		_, _ = io.Copy(io.Discard, pr) // the validator may stop early: keep the writer flowing
+		v.done <- b2Result{rep, err}
+	}()
+	return v
+}
+
+// finish tells the validator the file ended (with werr when writing it
+// failed) and waits for its report.
+func (v *b2Check) finish(werr error) (*b2.Report, error) {
+	v.w.CloseWithError(werr)
+	res := <-v.done
+	return res.rep, res.err
+}
+
+// recordB2 turns a stored, validated B2 file into its acknowledgement and
+// commit; perr is the error of storing the bytes, verr the validator's.
+func (g *Gateway) recordB2(ctx context.Context, tenant string, src Source, sum string, size int64, perr error, rep *b2.Report, verr error) (Ack, error) {
 	switch {
 	case errors.Is(perr, store.ErrTooLarge):
 		return Ack{}, ErrTooLarge
@@ -231,10 +272,9 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 		return Ack{}, fmt.Errorf("%w: %v", ErrUnavailable, perr)
 	case size == 0:
 		return Ack{}, ErrEmpty
-	case res.err != nil:
-		return Ack{}, fmt.Errorf("%w: validation: %v", ErrUnavailable, res.err)
+	case verr != nil:
+		return Ack{}, fmt.Errorf("%w: validation: %v", ErrUnavailable, verr)
 	}
-	rep := res.rep
 
 	now := g.now().UTC()
 	id := g.newID()
