@@ -36,18 +36,24 @@ import (
 // SFTP intake and to OpenSSH sshd + sftp-server, side by side in one run,
 // over loopback:
 //
-//   - OCT: this package's Server with a real gateway.Gateway (SQLite store
-//     with group commit, blobdir) as the Intaker. A file's upload counts as
-//     done when the client's close returns, which is after the durable
-//     take-in (raw bytes and file row fsync'd, acknowledgement written to
-//     outbox/). The pipeline workers do not run: intake is what is measured.
+//   - OCT ("oct"): this package's Server with a real gateway.Gateway
+//     (SQLite store with group commit, blobdir) as the Intaker, following
+//     each upload (hash and validation as the bytes arrive). A file's
+//     upload counts as done when the client's close returns, which is after
+//     the durable take-in (raw bytes and file row fsync'd, acknowledgement
+//     written to outbox/). The pipeline workers do not run: intake is what
+//     is measured.
+//   - OCT taking files in at close ("oct_atclose"): the same on its own
+//     gateway, the Intaker hiding gateway.FollowIntaker, so that each file
+//     is read, hashed and validated when the client closes it (as before
+//     following existed): the difference following makes, side by side.
 //   - OpenSSH: /usr/sbin/sshd started from a temporary directory on a free
 //     loopback port, root logging in with a key, files written by
 //     sftp-server into a temporary directory (no fsync).
 //
 // The files are valid B2 (formats/b2fmt.Generate), each with a unique file
 // number so that none is an idempotent replay. Each round uploads the whole
-// set to both servers, the order alternating between rounds; the metrics
+// set to every server, the order rotating between rounds; the metrics
 // are totals over the rounds. Root only, OCT_INTEGRATION=1:
 //
 //	OCT_INTEGRATION=1 go test -run '^$' -bench SFTPThroughput -benchtime 3x ./gateway/intake/sftp/
@@ -56,7 +62,7 @@ import (
 func BenchmarkSFTPThroughput(b *testing.B) {
 	testenv.Integration(b)
 	sshd := testenv.StartSSHD(b) // skips unless root with openssh-server
-	oct := startBenchOCT(b)
+	octs := []*benchOCT{startBenchOCT(b, "oct", true), startBenchOCT(b, "oct_atclose", false)}
 
 	// pkg/sftp's request server handles open and close (where OCT takes a
 	// file in) one at a time per session, so parallel uploads use several
@@ -64,13 +70,13 @@ func BenchmarkSFTPThroughput(b *testing.B) {
 	for _, n := range []int{1, 4} {
 		b.Run(fmt.Sprintf("large/sessions=%d", n), func(b *testing.B) {
 			// 8 × 25 MiB = 200 MiB.
-			benchUpload(b, oct, sshd, benchSet{files: 8, size: 25 << 20, sessions: n})
+			benchUpload(b, octs, sshd, benchSet{files: 8, size: 25 << 20, sessions: n})
 		})
 	}
 	for _, n := range []int{1, 8} {
 		b.Run(fmt.Sprintf("small/sessions=%d", n), func(b *testing.B) {
 			// 2,000 × 25 KB.
-			benchUpload(b, oct, sshd, benchSet{files: 2000, size: 25_000, sessions: n})
+			benchUpload(b, octs, sshd, benchSet{files: 2000, size: 25_000, sessions: n})
 		})
 	}
 }
@@ -83,6 +89,7 @@ type benchSet struct {
 
 // benchOCT is an OCT SFTP intake over a real gateway.
 type benchOCT struct {
+	name    string // metric prefix
 	addr    string
 	hostKey ssh.PublicKey
 	key     ssh.Signer
@@ -90,7 +97,13 @@ type benchOCT struct {
 	dir     string // mailbox root
 }
 
-func startBenchOCT(b *testing.B) *benchOCT {
+// closeOnly hides the gateway's FollowIntaker methods: the server then
+// takes each file in at close, reading it (the way before following).
+type closeOnly struct{ Intaker }
+
+// startBenchOCT starts an OCT SFTP intake over its own gateway; follow
+// false takes files in at close instead of following the uploads.
+func startBenchOCT(b *testing.B, name string, follow bool) *benchOCT {
 	ctx := context.Background()
 	dir := b.TempDir()
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(dir, "oct.db"), Logger: slog.New(slog.DiscardHandler)})
@@ -110,7 +123,11 @@ func startBenchOCT(b *testing.B) *benchOCT {
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := &benchOCT{tenant: tn.ID, dir: filepath.Join(dir, "tenants")}
+	o := &benchOCT{name: name, tenant: tn.ID, dir: filepath.Join(dir, "tenants")}
+	var intaker Intaker = g
+	if !follow {
+		intaker = closeOnly{g}
+	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		b.Fatal(err)
@@ -132,7 +149,7 @@ func startBenchOCT(b *testing.B) *benchOCT {
 		b.Fatal(err)
 	}
 	srv, err := New(Config{
-		HostKey: hk, Folders: folders, Tenants: ring, Intaker: g,
+		HostKey: hk, Folders: folders, Tenants: ring, Intaker: intaker,
 		// A vendor allowed to send this much: the default 60 files per
 		// minute would throttle the small-file run.
 		Limits: func(string) Limits {
@@ -223,7 +240,7 @@ func (f *benchFiles) bytes() int64 {
 }
 
 // b2OfSize generates a valid B2 file of about size bytes (never more).
-func b2OfSize(b *testing.B, size int) []byte {
+func b2OfSize(b testing.TB, size int) []byte {
 	gen := func(lots, inv int) []byte {
 		var buf bytes.Buffer
 		if err := b2fmt.Generate(&buf, b2fmt.GenOptions{Seed: 11, Lots: lots, Invoices: inv}); err != nil {
@@ -309,91 +326,94 @@ func uploadOne(c *sftp.Client, name string, data []byte) (time.Duration, error) 
 	return time.Since(t0), err
 }
 
-func benchUpload(b *testing.B, oct *benchOCT, sshd *testenv.SSHD, s benchSet) {
+func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet) {
 	b.StopTimer()
 	files := newBenchFiles(b, s)
-	octC := benchClients(b, oct.addr, "vendor", oct.key, oct.hostKey, s.sessions)
+	type side struct {
+		name       string
+		upload     func(round int) (closing time.Duration, err error)
+		after      func(round int) error // checks and cleaning, not measured
+		time, shut time.Duration         // upload time, closes
+		cpu        time.Duration         // this process, plus sshd and sftp-server for OpenSSH
+		clientCPU  time.Duration         // this process alone (OpenSSH side)
+	}
+	var sides []*side
+	for _, oct := range octs {
+		clients := benchClients(b, oct.addr, "vendor", oct.key, oct.hostKey, s.sessions)
+		outbox := filepath.Join(oct.dir, oct.tenant, mailbox.Outbox)
+		sides = append(sides, &side{name: oct.name,
+			upload: func(round int) (time.Duration, error) {
+				return uploadAll(clients, mailbox.Inbox, fmt.Sprintf("R%03d", round), files.data)
+			},
+			after: func(int) error {
+				checkTakenIn(b, oct, s.files)
+				// The vendor fetches its acknowledgements; clear them so
+				// that every round starts from the same mailbox.
+				return clearDir(outbox)
+			},
+		})
+	}
 	sshC := benchClients(b, sshd.Addr, sshd.User, sshd.Client, sshd.HostKey, s.sessions)
 	sshDir := b.TempDir()
-	outbox := filepath.Join(oct.dir, oct.tenant, mailbox.Outbox)
+	sshRound := func(round int) string { return filepath.Join(sshDir, fmt.Sprintf("r%03d", round)) }
+	sides = append(sides, &side{name: "openssh",
+		upload: func(round int) (time.Duration, error) {
+			if err := os.Mkdir(sshRound(round), 0o700); err != nil {
+				return 0, err
+			}
+			return uploadAll(sshC, sshRound(round), "", files.data)
+		},
+		after: func(round int) error { return os.RemoveAll(sshRound(round)) },
+	})
 
-	var octTime, sshTime, octClose, sshClose time.Duration
-	// CPU used by each side (see cpuNow): OCT runs in this process with the
-	// client; OpenSSH is this process (the client) plus sshd and
-	// sftp-server.
-	var octCPU, sshCPU, sshClientCPU time.Duration
-	runOCT := func(round int) {
-		files.renumber()
-		c0, _ := cpuNow()
-		t0 := time.Now()
-		b.StartTimer()
-		cl, err := uploadAll(octC, mailbox.Inbox, fmt.Sprintf("R%03d", round), files.data)
-		b.StopTimer()
-		octTime += time.Since(t0)
-		c1, _ := cpuNow()
-		octCPU += c1 - c0
-		octClose += cl
-		if err != nil {
-			b.Fatalf("OCT upload: %v", err)
-		}
-		checkTakenIn(b, oct, s.files)
-		// The vendor fetches its acknowledgements; clear them so that
-		// every round starts from the same mailbox.
-		if err := clearDir(outbox); err != nil {
-			b.Fatal(err)
-		}
-	}
-	runSSH := func(round int) {
-		files.renumber()
-		dst := filepath.Join(sshDir, fmt.Sprintf("r%03d", round))
-		if err := os.Mkdir(dst, 0o700); err != nil {
-			b.Fatal(err)
-		}
-		c0, o0 := cpuNow()
-		t0 := time.Now()
-		b.StartTimer()
-		cl, err := uploadAll(sshC, dst, "", files.data)
-		b.StopTimer()
-		sshTime += time.Since(t0)
-		c1, o1 := cpuNow()
-		sshClientCPU += c1 - c0
-		sshCPU += c1 - c0 + o1 - o0
-		sshClose += cl
-		if err != nil {
-			b.Fatalf("OpenSSH upload: %v", err)
-		}
-		if err := os.RemoveAll(dst); err != nil {
-			b.Fatal(err)
-		}
-	}
+	// Each round uploads the set to every server, the order rotating.
 	for i := 0; i < b.N; i++ {
-		if i%2 == 0 {
-			runOCT(i)
-			runSSH(i)
-		} else {
-			runSSH(i)
-			runOCT(i)
+		for k := range sides {
+			sd := sides[(i+k)%len(sides)]
+			files.renumber()
+			c0, o0 := cpuNow()
+			t0 := time.Now()
+			b.StartTimer()
+			cl, err := sd.upload(i)
+			b.StopTimer()
+			sd.time += time.Since(t0)
+			c1, o1 := cpuNow()
+			sd.shut += cl
+			if err == nil {
+				err = sd.after(i)
+			}
+			if err != nil {
+				b.Fatalf("%s upload: %v", sd.name, err)
+			}
+			if sd.name == "openssh" {
+				sd.clientCPU += c1 - c0
+				sd.cpu += c1 - c0 + o1 - o0
+			} else {
+				sd.cpu += c1 - c0
+			}
 		}
 	}
 
 	n := float64(b.N)
 	mb := float64(files.bytes()) * n / 1e6
 	count := float64(s.files) * n
-	b.ReportMetric(0, "ns/op") // both servers are in an op: the rates below are what counts
-	b.ReportMetric(mb/octTime.Seconds(), "oct_MB/s")
-	b.ReportMetric(mb/sshTime.Seconds(), "openssh_MB/s")
-	b.ReportMetric(count/octTime.Seconds(), "oct_files/s")
-	b.ReportMetric(count/sshTime.Seconds(), "openssh_files/s")
-	b.ReportMetric(sshTime.Seconds()/octTime.Seconds(), "oct/openssh")
-	// Mean time of a file's close as the client sees it: on OCT, the
-	// durable take-in.
-	b.ReportMetric(float64(octClose.Milliseconds())/count, "oct_close_ms")
-	b.ReportMetric(float64(sshClose.Milliseconds())/count, "openssh_close_ms")
-	// CPU per MB uploaded, client included on both sides (the same client):
-	// on a machine whose cores are busy this, not latency, sets the rates.
-	b.ReportMetric(float64(octCPU.Microseconds())/1000/mb, "oct_cpu_ms/MB")
-	b.ReportMetric(float64(sshCPU.Microseconds())/1000/mb, "openssh_cpu_ms/MB")
-	b.ReportMetric(float64(sshClientCPU.Microseconds())/1000/mb, "client_cpu_ms/MB")
+	b.ReportMetric(0, "ns/op") // every server is in an op: the rates below are what counts
+	ssh := sides[len(sides)-1]
+	for _, sd := range sides {
+		b.ReportMetric(mb/sd.time.Seconds(), sd.name+"_MB/s")
+		b.ReportMetric(count/sd.time.Seconds(), sd.name+"_files/s")
+		// Mean time of a file's close as the client sees it: on OCT, the
+		// durable take-in.
+		b.ReportMetric(float64(sd.shut.Microseconds())/1000/count, sd.name+"_close_ms")
+		// CPU per MB uploaded, client included on both sides (the same
+		// client): on a machine whose cores are busy this, not latency,
+		// sets the rates.
+		b.ReportMetric(float64(sd.cpu.Microseconds())/1000/mb, sd.name+"_cpu_ms/MB")
+		if sd != ssh {
+			b.ReportMetric(ssh.time.Seconds()/sd.time.Seconds(), sd.name+"/openssh")
+		}
+	}
+	b.ReportMetric(float64(ssh.clientCPU.Microseconds())/1000/mb, "client_cpu_ms/MB")
 }
 
 // cpuNow returns the CPU time (user + system) used so far by this process

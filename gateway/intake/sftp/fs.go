@@ -177,7 +177,7 @@ func (h *handlers) rename(from, to string) error {
 	if isTempName(dst.name) {
 		return nil
 	}
-	return h.s.takeIn(h, dst.name)
+	return h.s.takeIn(h, dst.name, nil)
 }
 
 func (h *handlers) remove(p string) error {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,16 @@ import (
 // raw bytes and the file row are durable.
 type Intaker interface {
 	Intake(ctx context.Context, tenant string, src gateway.Source, r io.Reader) (gateway.Ack, error)
+}
+
+// FollowIntaker is an Intaker that can take a file in while it is being
+// uploaded (gateway.Gateway): the upload hands it the bytes in order as they
+// are written, and at close the file is linked without being read again.
+// Used when the Intaker implements it.
+type FollowIntaker interface {
+	Intaker
+	Follow(src gateway.Source) *gateway.Follower
+	IntakeFollowed(ctx context.Context, tenant string, src gateway.Source, f *os.File, fl *gateway.Follower) (gateway.Ack, error)
 }
 
 // Tenants maps a client's public key to its tenant. It returns an error
@@ -171,10 +182,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			break
 		}
-		if !s.track(c) {
+		// The SSH transport writes through batchConn; every close of the
+		// connection goes through it too (its sender goroutine ends there).
+		bc := newBatchConn(c)
+		if !s.track(bc) {
 			continue
 		}
-		s.spawn(func() { s.handleConn(c) })
+		s.spawn(func() { s.handleConn(bc) })
 	}
 	s.Close()
 	s.wg.Wait()
@@ -191,9 +205,14 @@ func (s *Server) Close() error {
 		l.Close()
 		delete(s.listeners, l)
 	}
+	// Each close may wait (bounded) for its queued bytes: close them side
+	// by side, not one after the other under the lock.
+	var wg sync.WaitGroup
 	for c := range s.conns {
-		c.Close()
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Close() }()
 	}
+	wg.Wait()
 	return nil
 }
 

@@ -46,7 +46,24 @@ type upload struct {
 
 	end    int64 // end of the furthest write
 	hinted int64 // bytes [0, hinted) handed to write-out (writebackEvery)
+
+	// The gateway follows the upload (hash and validation as the bytes
+	// arrive, see gateway.Follower) when the intaker can: fl gets bytes
+	// [0, next) in order. pkg/sftp runs writes on several workers, so a
+	// write may land after a gap; it is kept (copied: p is not ours) until
+	// the gap is filled, at most maxPending bytes, else following stops and
+	// the take-in reads the file as usual.
+	fl      *gateway.Follower // nil: not following (or no longer)
+	next    int64
+	pending map[int64][]byte
+	held    int      // bytes in pending
+	spare   [][]byte // pending buffers to reuse
 }
+
+// maxPending bounds the out-of-order bytes an upload holds for its
+// follower: twice what the pkg/sftp and OpenSSH clients keep in flight
+// (64 requests of 32 KiB).
+const maxPending = 4 << 20
 
 // writebackEvery: each time an upload has grown by this much, the kernel
 // is asked to start writing it to disk (sync_file_range WRITE, no wait), so
@@ -98,6 +115,9 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		return nil, mapErr(err)
 	}
 	u := &upload{s: s, h: h, name: name, f: f, max: lim.MaxFileSize, over: CodeTooLarge}
+	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && !isTempName(name) {
+		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: name, Remote: h.remote})
+	}
 	if room < u.max {
 		u.max, u.over = room, CodeQuota
 	}
@@ -158,12 +178,60 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 		return n, u.werr
 	}
 	u.end = max(u.end, off+int64(n))
+	if u.fl != nil {
+		u.follow(p, off)
+	}
 	if u.end-u.hinted >= writebackEvery {
 		// Best effort (an error means the final sync does it all).
 		_ = unix.SyncFileRange(int(u.f.Fd()), u.hinted, u.end-u.hinted, unix.SYNC_FILE_RANGE_WRITE)
 		u.hinted = u.end
 	}
 	return n, nil
+}
+
+// follow gives the follower the bytes just written at off, in order: at
+// once when they continue what it has, else held until the gap is filled.
+// Bytes written twice, or too much held, stop the following.
+func (u *upload) follow(p []byte, off int64) {
+	switch {
+	case off == u.next:
+		_, _ = u.fl.Write(p)
+		u.next += int64(len(p))
+		for u.fl != nil {
+			b, ok := u.pending[u.next]
+			if !ok {
+				break
+			}
+			delete(u.pending, u.next)
+			u.held -= len(b)
+			_, _ = u.fl.Write(b)
+			u.next += int64(len(b))
+			u.spare = append(u.spare, b[:0])
+		}
+	case off > u.next && u.held+len(p) <= maxPending && u.pending[off] == nil:
+		var b []byte
+		if k := len(u.spare); k > 0 && cap(u.spare[k-1]) >= len(p) {
+			b, u.spare = u.spare[k-1], u.spare[:k-1]
+		}
+		b = append(b, p...)
+		if u.pending == nil {
+			u.pending = make(map[int64][]byte)
+		}
+		u.pending[off] = b
+		u.held += len(b)
+	default:
+		u.unfollow()
+	}
+}
+
+// unfollow stops the following (its goroutine ends); the take-in reads the
+// file instead.
+func (u *upload) unfollow() {
+	if u.fl != nil {
+		u.fl.Abort()
+		u.fl = nil
+	}
+	u.pending, u.held, u.spare = nil, 0, nil
 }
 
 // TransferError implements sftp.TransferError: the session ended while the
@@ -187,6 +255,10 @@ func (u *upload) Close() error {
 	}
 	u.closed = true
 	lost, refused, werr := u.lost, u.refused, u.werr
+	if u.fl != nil && (lost != nil || refused != nil || werr != nil || len(u.pending) > 0 || u.next != u.end) {
+		u.unfollow() // a gap never filled: the file is read at take-in
+	}
+	fl := u.fl
 	u.mu.Unlock()
 
 	s, h := u.s, u.h
@@ -207,19 +279,20 @@ func (u *upload) Close() error {
 		}
 		return refused
 	case werr != nil || ferr != nil:
+		fl.Abort()
 		_ = h.root.Remove(rel)
 		return fmt.Errorf("%w: upload failed on the server, not taken in", sftp.ErrSSHFxFailure)
 	case isTempName(u.name):
 		return nil
 	}
-	return s.takeIn(h, u.name)
+	return s.takeIn(h, u.name, fl)
 }
 
 // takeIn passes inbox/<name> to the gateway. On success the acknowledgement
 // is written to outbox/ (after Intake returned, so the file is durable) and
 // the file leaves the inbox. A refusal moves it to errors/ with the reason;
 // a temporary failure removes it and tells the client to upload again.
-func (s *Server) takeIn(h *handlers, name string) error {
+func (s *Server) takeIn(h *handlers, name string, fl *gateway.Follower) error {
 	rel := mailbox.Inbox + "/" + name
 	defer func() {
 		_ = h.root.Remove(rel)
@@ -227,12 +300,18 @@ func (s *Server) takeIn(h *handlers, name string) error {
 	}()
 	f, err := h.root.OpenFile(rel, os.O_RDONLY|noFollow, 0)
 	if err != nil {
+		fl.Abort()
 		return mapErr(err)
 	}
 	defer f.Close()
 	s.countFile(h.tenant)
 	src := gateway.Source{Channel: "sftp", Name: name, Remote: h.remote}
-	ack, err := s.cfg.Intaker.Intake(s.ctx, h.tenant, src, f)
+	var ack gateway.Ack
+	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && fl != nil {
+		ack, err = fi.IntakeFollowed(s.ctx, h.tenant, src, f, fl)
+	} else {
+		ack, err = s.cfg.Intaker.Intake(s.ctx, h.tenant, src, f)
+	}
 	local := context.WithoutCancel(s.ctx) // local writes finish even during shutdown
 	if err != nil {
 		code, permanent := classify(err)

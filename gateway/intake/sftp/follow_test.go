@@ -1,0 +1,244 @@
+package sftp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/octgw/oct/gateway"
+	"github.com/octgw/oct/gateway/intake/mailbox"
+	"github.com/octgw/oct/gateway/store/blobdir"
+	"github.com/octgw/oct/gateway/store/sqlite"
+	"github.com/octgw/oct/internal/testenv"
+)
+
+// followRecorder is the real gateway, noting whether each take-in used
+// what was followed during the upload.
+type followRecorder struct {
+	*gateway.Gateway
+	mu       sync.Mutex
+	followed []bool
+}
+
+func (r *followRecorder) IntakeFollowed(ctx context.Context, tenant string, src gateway.Source, f *os.File, fl *gateway.Follower) (gateway.Ack, error) {
+	ack, err := r.Gateway.IntakeFollowed(ctx, tenant, src, f, fl)
+	r.mu.Lock()
+	r.followed = append(r.followed, fl.Followed())
+	r.mu.Unlock()
+	return ack, err
+}
+
+func (r *followRecorder) Intake(ctx context.Context, tenant string, src gateway.Source, rd io.Reader) (gateway.Ack, error) {
+	ack, err := r.Gateway.Intake(ctx, tenant, src, rd)
+	r.mu.Lock()
+	r.followed = append(r.followed, false)
+	r.mu.Unlock()
+	return ack, err
+}
+
+func (r *followRecorder) last(t *testing.T) bool {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.followed) == 0 {
+		t.Fatal("no take-in")
+	}
+	return r.followed[len(r.followed)-1]
+}
+
+func newGatewayIntaker(t *testing.T) *followRecorder {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(t.TempDir(), "oct.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blobs, err := blobdir.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := gateway.AddTenant(ctx, st, "acme", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return &followRecorder{Gateway: g}
+}
+
+// TestUploadFollowedByTheGateway: the gateway hashes and validates an
+// upload as its bytes arrive, whatever order the client writes them in,
+// and takes it in at close without reading it again; when it cannot vouch
+// for the bytes (written twice, a gap wider than maxPending), the take-in
+// reads the file, with the same acknowledgement.
+func TestUploadFollowedByTheGateway(t *testing.T) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) {
+		c.Intaker = rec
+		c.Limits = func(string) Limits { return Limits{MaxFileSize: 64 << 20, DiskQuota: 1 << 30} }
+	})
+	c := e.client("acme")
+	data := b2OfSize(t, 6<<20)
+	const chunk = 32 << 10
+	chunks := (len(data) + chunk - 1) / chunk
+
+	order := func(name string) []int {
+		o := make([]int, chunks)
+		for i := range o {
+			o[i] = i
+		}
+		switch name {
+		case "swapped-pairs-and-a-reversed-run":
+			for i := 0; i+1 < chunks; i += 2 {
+				o[i], o[i+1] = o[i+1], o[i]
+			}
+			for i, j := 10, 40; i < j; i, j = i+1, j-1 {
+				o[i], o[j] = o[j], o[i]
+			}
+		case "chunk-rewritten":
+			o = append([]int{0, 1, 0}, o[2:]...)
+		case "gap-wider-than-held":
+			// The last 5 MiB first: more than maxPending waits for the
+			// start.
+			tail := chunks - (5<<20)/chunk
+			o = append(append([]int(nil), o[tail:]...), o[:tail]...)
+		}
+		return o
+	}
+	for i, tc := range []struct {
+		name     string
+		followed bool
+	}{
+		{"in-order", true},
+		{"swapped-pairs-and-a-reversed-run", true},
+		{"chunk-rewritten", false},
+		{"gap-wider-than-held", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A distinct file each time (not an idempotent replay).
+			d := append([]byte(nil), data...)
+			copy(d[49:55], []byte{'0', '0', '0', '0', '0', byte('1' + i)})
+			copy(d[len(d)-128+49:len(d)-128+55], []byte{'0', '0', '0', '0', '0', byte('1' + i)})
+			name := mailbox.Inbox + "/" + tc.name + ".b2"
+			if tc.name == "in-order" {
+				if err := put(t, c, name, d); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeChunks(t, c, name, d, chunk, order(tc.name))
+			}
+			if got := rec.last(t); got != tc.followed {
+				t.Fatalf("taken in without reading again: %v, want %v", got, tc.followed)
+			}
+			ack := outboxAck(t, e, "acme", tc.name+".b2")
+			sum := sha256.Sum256(d)
+			if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) || ack.Size != int64(len(d)) {
+				t.Fatalf("acknowledgement %+v", ack)
+			}
+			rc, err := rec.Blobs().Open(context.Background(), ack.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored bytes.Buffer
+			_, _ = stored.ReadFrom(rc)
+			rc.Close()
+			if !bytes.Equal(stored.Bytes(), d) {
+				t.Fatal("the stored blob differs from the upload")
+			}
+		})
+	}
+}
+
+// writeChunks uploads data with one WriteAt per chunk, in the given order.
+func writeChunks(t *testing.T, c *sftp.Client, name string, data []byte, chunk int, order []int) {
+	t.Helper()
+	f, err := c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range order {
+		off := i * chunk
+		if _, err := f.WriteAt(data[off:min(off+chunk, len(data))], int64(off)); err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outboxAck reads the JSON acknowledgement of an uploaded file.
+func outboxAck(t *testing.T, e *env, tenant, name string) gateway.Ack {
+	t.Helper()
+	for _, n := range e.folderNames(tenant, mailbox.Outbox) {
+		if strings.HasPrefix(n, name) && strings.HasSuffix(n, mailbox.AckJSONSuffix) {
+			s, _ := e.tenantFile(tenant, mailbox.Outbox+"/"+n)
+			var ack gateway.Ack
+			if err := json.Unmarshal([]byte(s), &ack); err != nil {
+				t.Fatal(err)
+			}
+			return ack
+		}
+	}
+	t.Fatalf("no acknowledgement of %s in outbox/: %v", name, e.folderNames(tenant, mailbox.Outbox))
+	return gateway.Ack{}
+}
+
+// TestFollowedUploadCut: a connection lost in the middle of a followed
+// upload takes nothing in, and the validation started for it ends.
+func TestFollowedUploadCut(t *testing.T) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) { c.Intaker = rec })
+	data := b2OfSize(t, 1<<20)
+	before := runtime.NumGoroutine()
+	sc, raw, err := e.dial(e.keys["acme"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sftp.NewClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.OpenFile("/inbox/CUT.b2", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data[:len(data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Stat("/inbox/CUT.b2"); err != nil || st.Size() != int64(len(data)/2) {
+		t.Fatalf("stat = %v, %v", st, err)
+	}
+	raw.Close()
+	e.logs.waitLog(t, "sftp upload cut: partial file discarded")
+	c.Close()
+	sc.Close()
+	rec.mu.Lock()
+	n := len(rec.followed)
+	rec.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d files taken in", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testenv.Poll(ctx, 5*time.Millisecond, func() (bool, error) {
+		return runtime.NumGoroutine() <= before, nil
+	}); err != nil {
+		t.Fatalf("%d goroutines left, %d before the upload", runtime.NumGoroutine(), before)
+	}
+}
