@@ -180,12 +180,16 @@ func indexTerm(b []byte) int {
 // bit is clear (a borrow only propagates from such a byte, so a word
 // without one gives no false positive).
 func hasControl(b []byte) bool {
-	_ = b[RecordLength-1]
+	d := (*[RecordLength]byte)(b)
 	const h = 0x8080808080808080
+	const l = 0x2020202020202020
 	var acc uint64
-	for i := 0; i < RecordLength; i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		acc |= (x - 0x2020202020202020) &^ x
+	for i := 0; i < RecordLength; i += 32 { // four words per turn
+		x0 := binary.LittleEndian.Uint64(d[i:])
+		x1 := binary.LittleEndian.Uint64(d[i+8:])
+		x2 := binary.LittleEndian.Uint64(d[i+16:])
+		x3 := binary.LittleEndian.Uint64(d[i+24:])
+		acc |= (x0-l)&^x0 | (x1-l)&^x1 | (x2-l)&^x2 | (x3-l)&^x3
 	}
 	return acc&h != 0
 }
