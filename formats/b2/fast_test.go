@@ -87,3 +87,33 @@ func TestHasControl(t *testing.T) {
 		}
 	}
 }
+
+// digits9, same9 and same25 agree with their byte-by-byte definitions.
+func TestWordHelpers(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	a, b := make([]byte, 25), make([]byte, 25)
+	for i := range a {
+		a[i] = '5'
+	}
+	for pos := 0; pos < 9; pos++ {
+		for v := 0; v < 256; v++ {
+			a[pos] = byte(v)
+			if got, want := digits9(a[:9]), fixed.AllDigits(a[:9]); got != want {
+				t.Fatalf("digits9 %q: %v", a[:9], got)
+			}
+		}
+		a[pos] = '5'
+	}
+	for i := 0; i < 100000; i++ {
+		for j := range a {
+			a[j] = byte('0' + rng.Intn(3))
+			b[j] = a[j]
+		}
+		if i%2 == 0 {
+			b[rng.Intn(25)] = byte('0' + rng.Intn(3))
+		}
+		if same9(a, b) != (string(a[:9]) == string(b[:9])) || same25(a, b) != (string(a) == string(b)) {
+			t.Fatalf("%q %q", a, b)
+		}
+	}
+}
