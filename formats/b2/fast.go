@@ -50,13 +50,17 @@ func digits8(x uint64) uint64 {
 var daysFast = [16]uint8{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 // dateOK is fixed.ParseDate's verdict on six digits.
-func dateOK(b []byte) bool {
-	_ = b[5]
-	mm := uint(b[2]-'0')*10 + uint(b[3]-'0')
-	dd := uint(b[4]-'0')*10 + uint(b[5]-'0')
-	if mm-1 < 12 && dd-1 < uint(daysFast[mm&15]) {
-		return true
-	}
+func dateOK(b *[6]byte) bool { return everyYear(b) || parseDateOK(b[:]) }
+
+// everyYear reports whether six digits are a month and a day that exist
+// every year (small enough to be inlined: the common case of dateOK).
+func everyYear(b *[6]byte) bool {
+	mm := uint(b[2])*10 + uint(b[3]) - '0'*11
+	dd := uint(b[4])*10 + uint(b[5]) - '0'*11
+	return mm-1 < 12 && dd-1 < uint(daysFast[mm&15])
+}
+
+func parseDateOK(b []byte) bool {
 	_, ok := fixed.ParseDate(b)
 	return ok
 }

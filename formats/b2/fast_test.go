@@ -14,7 +14,7 @@ func TestDateOKAgreesWithParseDate(t *testing.T) {
 	for v := 0; v < 1_000_000; v++ {
 		copy(b, strconv.Itoa(1_000_000 + v)[1:])
 		d, ok := fixed.ParseDate(b)
-		if got := dateOK(b); got != ok {
+		if got := dateOK((*[6]byte)(b)); got != ok {
 			t.Fatalf("%s: dateOK %v, ParseDate %v", b, got, ok)
 		}
 		if ok && dayOf(b) != d {
