@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,7 +167,9 @@ func startBenchOCT(b *testing.B, name string, follow bool) *benchOCT {
 	o.addr = l.Addr().String()
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, l) }()
+	// Labelled for -cpuprofile: every goroutine of this server carries
+	// side=<name> (go tool pprof -tagfocus side=oct).
+	go pprof.Do(sctx, pprof.Labels("side", name), func(ctx context.Context) { done <- srv.Serve(ctx, l) })
 	b.Cleanup(func() {
 		cancel()
 		select {
