@@ -117,3 +117,42 @@ func TestWordHelpers(t *testing.T) {
 		}
 	}
 }
+
+// scan agrees with the byte-by-byte definition on records with several bad
+// bytes, high bytes next to each other included (carries between bytes).
+func TestScanRandomBytes(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	pick := []byte{' ', '0', '5', '9', 'A', 'Z', ':', '@', '!', '/', '[', 'a', '\r', '\n', 0, 0x7F, 0x80, 0xA0, 0xB9, 0xC3, 0xDA, 0xFF}
+	rec := make([]byte, RecordLength)
+	for _, l := range allLayouts {
+		c := compile(l)
+		var digit [RecordLength]bool
+		for _, sp := range c.spans {
+			for i := sp[0]; i < sp[1]; i++ {
+				digit[i] = true
+			}
+		}
+		for n := 0; n < 20000; n++ {
+			for i := range rec {
+				if digit[i] {
+					rec[i] = byte('0' + rng.Intn(10))
+				} else {
+					rec[i] = " AZ09"[rng.Intn(5)]
+				}
+			}
+			for k := rng.Intn(4); k > 0; k-- {
+				p := rng.Intn(RecordLength)
+				for j := rng.Intn(3); j >= 0 && p+j < RecordLength; j-- {
+					rec[p+j] = pick[rng.Intn(len(pick))]
+				}
+			}
+			want := true
+			for i, b := range rec {
+				want = want && fixed.UpperAlnum[b] && (!digit[i] || b >= '0' && b <= '9')
+			}
+			if got := c.scan(rec); got != want {
+				t.Fatalf("%s: %q: scan %v, want %v", l.Name, rec, got, want)
+			}
+		}
+	}
+}

@@ -141,15 +141,22 @@ func (c *compiled) fieldName(i int) string {
 // false when anything is wrong; the caller then finds out what byte by byte.
 //
 // Each word is checked the cheapest way its layout allows: eight digit
-// columns by their high nibble, a word of text columns that is all blanks
-// by one comparison, any other by notCharsetSWAR and the digit mask. The
+// columns by their high nibble (3) and by adding 0x46 (which sets the high
+// bit of a byte above '9'), a word of text columns that is all blanks by
+// one comparison, any other by charsetHigh and the digit mask. hi gathers
+// words whose high bits flag bad bytes, all words that must be zero. The
 // loop handles four words per turn (the same code four times): the loop
 // and its branches cost as much as the checks otherwise.
+//
+// The additions may carry from a byte >= 0x80 into the next byte, making
+// that next byte's flag meaningless; but the byte that carried is flagged
+// itself (by its own high bit or by the nibble test), and no byte below
+// the first bad one of a word is affected, so the verdict is exact.
 func (c *compiled) scan(data []byte) bool {
 	d := (*[RecordLength]byte)(data)
 	const h = 0x8080808080808080
 	const blanks = 0x2020202020202020
-	var bad uint64
+	var hi, all uint64
 	for i := 0; i < RecordLength/8; i += 4 {
 		x0 := binary.LittleEndian.Uint64(d[i*8:])
 		x1 := binary.LittleEndian.Uint64(d[i*8+8:])
@@ -157,53 +164,69 @@ func (c *compiled) scan(data []byte) bool {
 		x3 := binary.LittleEndian.Uint64(d[i*8+24:])
 		switch {
 		case c.digitWord[i+0]:
-			bad |= (x0&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | (x0+0x4646464646464646)&h
+			hi |= x0 + 0x4646464646464646
+			all |= x0&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
 		case x0 == blanks && c.dmask[i+0] == 0:
 		default:
-			bad |= notCharsetSWAR(x0) | ((x0 & c.dmask[i+0]) ^ c.dwant[i+0])
+			hi |= charsetHigh(x0)
+			all |= x0&c.dmask[i+0] ^ c.dwant[i+0]
 		}
 		switch {
 		case c.digitWord[i+1]:
-			bad |= (x1&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | (x1+0x4646464646464646)&h
+			hi |= x1 + 0x4646464646464646
+			all |= x1&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
 		case x1 == blanks && c.dmask[i+1] == 0:
 		default:
-			bad |= notCharsetSWAR(x1) | ((x1 & c.dmask[i+1]) ^ c.dwant[i+1])
+			hi |= charsetHigh(x1)
+			all |= x1&c.dmask[i+1] ^ c.dwant[i+1]
 		}
 		switch {
 		case c.digitWord[i+2]:
-			bad |= (x2&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | (x2+0x4646464646464646)&h
+			hi |= x2 + 0x4646464646464646
+			all |= x2&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
 		case x2 == blanks && c.dmask[i+2] == 0:
 		default:
-			bad |= notCharsetSWAR(x2) | ((x2 & c.dmask[i+2]) ^ c.dwant[i+2])
+			hi |= charsetHigh(x2)
+			all |= x2&c.dmask[i+2] ^ c.dwant[i+2]
 		}
 		switch {
 		case c.digitWord[i+3]:
-			bad |= (x3&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | (x3+0x4646464646464646)&h
+			hi |= x3 + 0x4646464646464646
+			all |= x3&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
 		case x3 == blanks && c.dmask[i+3] == 0:
 		default:
-			bad |= notCharsetSWAR(x3) | ((x3 & c.dmask[i+3]) ^ c.dwant[i+3])
+			hi |= charsetHigh(x3)
+			all |= x3&c.dmask[i+3] ^ c.dwant[i+3]
 		}
 	}
-	return bad == 0
+	return hi&h|all == 0
+}
+
+// charsetHigh returns a word whose byte high bits flag the bytes of x
+// that are not blank, a digit or an upper-case letter, up to the first
+// byte >= 0x80 (the additions may carry past it; see scan). The low bits
+// are meaningless. See notCharsetSWAR for the formula.
+func charsetHigh(x uint64) uint64 {
+	blank := (x + 0x6060606060606060) ^ (x + 0x5F5F5F5F5F5F5F5F) // >= 0x20, > 0x20
+	digit := (x + 0x5050505050505050) ^ (x + 0x4646464646464646) // >= 0x30, > 0x39
+	upper := (x + 0x3F3F3F3F3F3F3F3F) ^ (x + 0x2525252525252525) // >= 0x41, > 0x5A
+	return x | ^(blank ^ digit ^ upper)
 }
 
 // notCharsetSWAR returns a word with the high bit of every byte of x that
-// is not blank, a digit or an upper-case letter (and only those bits).
+// is not blank, a digit or an upper-case letter (and only those bits):
+// charsetHigh on the bytes' low seven bits (nothing can carry), then the
+// bytes >= 0x80. Tests check charsetHigh's formula through it.
 //
 // The allowed bytes are three ranges, [0x20,0x20], [0x30,0x39] and
 // [0x41,0x5A]: a byte is allowed exactly when an odd number of the six
 // bounds 0x20 ≤, 0x20 <, 0x30 ≤, 0x39 <, 0x41 ≤, 0x5A < hold for it, so the
-// exclusive or of the six comparisons is the answer.
+// exclusive or of the six comparisons is the answer. For a byte <= 0x7F,
+// adding 0x80-n sets its high bit when it is >= n, adding 0x7F-n when it
+// is > n.
 func notCharsetSWAR(x uint64) uint64 {
 	const h = 0x8080808080808080
-	y := x &^ h // bytes >= 0x80 are flagged by x&h below
-	// For bytes <= 0x7F, y + (0x80-n) has its high bit set when the byte is
-	// >= n, and y + (0x7F-n) when it is > n; these sums never carry into the
-	// next byte.
-	blank := (y + 0x6060606060606060) ^ (y + 0x5F5F5F5F5F5F5F5F) // >= 0x20, > 0x20
-	digit := (y + 0x5050505050505050) ^ (y + 0x4646464646464646) // >= 0x30, > 0x39
-	upper := (y + 0x3F3F3F3F3F3F3F3F) ^ (y + 0x2525252525252525) // >= 0x41, > 0x5A
-	return (x | ^(blank ^ digit ^ upper)) & h
+	return (charsetHigh(x&^h) | x) & h
 }
 
 // allDigitsSWAR reports whether b holds only '0'..'9', given that every byte
