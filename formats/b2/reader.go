@@ -174,24 +174,25 @@ func indexTerm(b []byte) int {
 	return i
 }
 
-// hasControl reports whether the 128 bytes of b hold a byte below 0x20
-// (CR and LF among them), 8 bytes at a time: for each byte below 0x20,
-// subtracting 0x20 borrows and sets its high bit while the byte's own high
-// bit is clear (a borrow only propagates from such a byte, so a word
-// without one gives no false positive).
-func hasControl(b []byte) bool {
+// mayHaveControl is false when none of the 128 bytes of b is below 0x20
+// (CR and LF among them). It tests 8 bytes at a time whether every byte has
+// bit 0x20 or bit 0x40 set (x | x>>1 brings bit 0x40 onto bit 0x20; the
+// bit shifted in from the next byte lands on bit 0x80, ignored): only the
+// bytes below 0x20 and from 0x80 to 0x9F have neither, so it may be true
+// without a control byte (never in valid B2: the caller then looks for
+// the terminator the slow way) but never false with one.
+func mayHaveControl(b []byte) bool {
 	d := (*[RecordLength]byte)(b)
-	const h = 0x8080808080808080
-	const l = 0x2020202020202020
-	var acc uint64
+	const bit5 = 0x2020202020202020
+	acc := ^uint64(0)
 	for i := 0; i < RecordLength; i += 32 { // four words per turn
 		x0 := binary.LittleEndian.Uint64(d[i:])
 		x1 := binary.LittleEndian.Uint64(d[i+8:])
 		x2 := binary.LittleEndian.Uint64(d[i+16:])
 		x3 := binary.LittleEndian.Uint64(d[i+24:])
-		acc |= (x0-l)&^x0 | (x1-l)&^x1 | (x2-l)&^x2 | (x3-l)&^x3
+		acc &= (x0 | x0>>1) & (x1 | x1>>1) & (x2 | x2>>1) & (x3 | x3>>1)
 	}
-	return acc&h != 0
+	return acc&bit5 != bit5
 }
 
 // Next returns the next record, io.EOF at the end of the stream, the
@@ -247,7 +248,7 @@ func (r *Reader) next() ([]byte, error) {
 	if r.lines {
 		avail := r.buf[start:r.w]
 		i := -1
-		if len(avail) > RecordLength && isTerm(avail[RecordLength]) && !hasControl(avail[:RecordLength]) {
+		if len(avail) > RecordLength && isTerm(avail[RecordLength]) && !mayHaveControl(avail[:RecordLength]) {
 			i = RecordLength // the usual line: 128 bytes and its terminator
 		} else {
 			probe := avail
