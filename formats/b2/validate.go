@@ -569,7 +569,7 @@ func (s *state) fields(c *compiled, data []byte, num int64) bool {
 	}
 	ok := true
 	for i, p := range c.dateAt {
-		if b := (*[6]byte)(data[p:]); !everyYear(b) && !parseDateOK(b[:]) {
+		if b := (*[6]byte)(data[p:]); !everyYear(b) && string(b[:]) != "000000" && !parseDateOK(b[:]) {
 			r := c.dates[i]
 			s.addf(ErrDate, num, r.Name, "%q is not a date (YYMMDD)", r.Bytes(data))
 			ok = false
