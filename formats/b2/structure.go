@@ -256,10 +256,8 @@ func (s *state) invoiceHeader(data []byte, num int64, full bool) {
 		in.number = nb
 		if nb == 0 {
 			s.addf(ErrNumericField, num, v.invoice.Name, "the invoice number must not be 0")
-		} else if _, dup := s.dup[nb]; dup {
+		} else if s.seen(nb) {
 			s.addf(ErrDuplicateInvoice, num, v.invoice.Name, "invoice number %09d already used in this lot", nb)
-		} else if len(s.dup) < maxDupSet {
-			s.dup[nb] = struct{}{}
 		}
 	}
 	amc := t2AMC.Bytes(data)
@@ -276,6 +274,17 @@ func (s *state) invoiceHeader(data []byte, num int64, full bool) {
 			sm.Caisse = t2Caisse.String(data)
 		}
 	}
+}
+
+// seen reports whether the invoice number is in the lot's set, and adds it
+// while the set is below maxDupSet (one map operation when it grows).
+func (s *state) seen(nb int64) bool {
+	if n := len(s.dup); n < maxDupSet {
+		s.dup[nb] = struct{}{}
+		return len(s.dup) == n
+	}
+	_, dup := s.dup[nb]
+	return dup
 }
 
 func nirMessage(err error) string {
