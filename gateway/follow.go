@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/gateway/store"
 )
 
@@ -38,6 +39,7 @@ type Follower struct {
 	size int64
 	h    hash.Hash
 	v    *b2Check // nil until the flow is known to be B2
+	ring *[]byte  // the ring's buffer, from Gateway.rings
 	off  bool     // not following: IntakeFollowed reads the file again
 	used bool     // IntakeFollowed took the file in without reading it
 }
@@ -69,13 +71,10 @@ func (fl *Follower) Write(p []byte) (int, error) {
 		}
 		p, fl.head = fl.head, nil
 	}
-	// The validator copies p into its own buffer and goes on with it while
-	// this goroutine hashes: the two run side by side.
+	// Copied into the ring; the validation goroutine hashes and validates.
 	if _, err := fl.v.w.Write(p); err != nil {
 		fl.Abort()
-		return len(p), nil
 	}
-	fl.h.Write(p)
 	return len(p), nil
 }
 
@@ -90,8 +89,25 @@ func (fl *Follower) start() bool {
 		fl.Abort() // certificates, PEC, SCOR: small, read whole at the end
 		return false
 	}
-	fl.v = fl.g.startB2Check()
+	buf, _ := fl.g.rings.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, ringSize)
+		buf = &b
+	}
+	fl.ring = buf
+	q := newFollowRing(*buf, fl.h)
+	fl.v = fl.g.startB2Check(q, q)
 	return true
+}
+
+// finish ends the validation (werr: the upload failed) and gives the ring
+// back.
+func (fl *Follower) finish(werr error) (*b2.Report, error) {
+	rep, err := fl.v.finish(werr)
+	fl.v = nil
+	fl.g.rings.Put(fl.ring)
+	fl.ring = nil
+	return rep, err
 }
 
 // Abort stops following and ends the validation goroutine, if any. Safe to
@@ -103,8 +119,7 @@ func (fl *Follower) Abort() {
 	fl.off = true
 	fl.head = nil
 	if fl.v != nil {
-		_, _ = fl.v.finish(errFollowAborted)
-		fl.v = nil
+		_, _ = fl.finish(errFollowAborted)
 	}
 }
 
@@ -163,12 +178,17 @@ func (g *Gateway) intakeFollowed(ctx context.Context, tenant string, src Source,
 		if _, err := fl.v.w.Write(fl.head); err != nil {
 			return Ack{}, false, nil
 		}
-		fl.h.Write(fl.head)
+	}
+	// The sum is complete once the validation goroutine has read every
+	// byte: the validation ends first (it always reads to the end).
+	rep, verr := fl.finish(nil)
+	fl.off = true
+	if verr != nil {
+		return Ack{}, true, fmt.Errorf("%w: validation: %v", ErrUnavailable, verr)
 	}
 	sum, size := hex.EncodeToString(fl.h.Sum(nil)), fl.size
 	perr := ha.AdoptHashed(ctx, f, sum, size)
-	rep, verr := fl.v.finish(perr)
-	fl.v, fl.off, fl.used = nil, true, true
+	fl.used = perr == nil
 	ack, err := g.recordB2(ctx, tenant, src, sum, size, perr, rep, verr)
 	return ack, true, err
 }

@@ -76,6 +76,7 @@ type Gateway struct {
 	scorSlots chan struct{}
 
 	adopter adopter // g.blobs when it can take a local file without copying
+	rings   sync.Pool // *[]byte of ringSize: the buffers of followed uploads
 
 	mu       sync.Mutex
 	draining bool
@@ -188,7 +189,8 @@ func (g *Gateway) intake(ctx context.Context, tenant string, src Source, r io.Re
 
 	// Raw bytes go to the blob store while the validator reads the same
 	// stream: one pass, bounded memory, nothing buffered whole.
-	v := g.startB2Check()
+	pr, pw := io.Pipe()
+	v := g.startB2Check(pw, pr)
 	var (
 		sum  string
 		size int64
@@ -227,10 +229,17 @@ func (g *Gateway) admit(ctx context.Context, tenant string) (release func(), err
 }
 
 // b2Check is the B2 validation of one file, running in its own goroutine
-// on the bytes written to w. finish (or abort) ends the goroutine.
+// on the bytes written to w. finish ends the goroutine.
 type b2Check struct {
-	w    *io.PipeWriter
+	w    feed
 	done chan b2Result
+}
+
+// feed is where the bytes for the validator go: an io.Pipe (Intake) or a
+// followRing (Follower).
+type feed interface {
+	io.Writer
+	CloseWithError(err error) error
 }
 
 type b2Result struct {
@@ -238,15 +247,16 @@ type b2Result struct {
 	err error
 }
 
-func (g *Gateway) startB2Check() *b2Check {
-	pr, pw := io.Pipe()
-	v := &b2Check{w: pw, done: make(chan b2Result, 1)}
+// startB2Check validates what is written to w, read back from r (the other
+// end of w).
+func (g *Gateway) startB2Check(w feed, r io.Reader) *b2Check {
+	v := &b2Check{w: w, done: make(chan b2Result, 1)}
 	go func() {
-		rep, err := b2.Validate(pr, b2.Options{
+		rep, err := b2.Validate(r, b2.Options{
 			Limits:   b2.Limits{MaxBytes: g.limits.MaxFileBytes, MaxRecords: g.limits.MaxRecords, MaxErrors: g.limits.MaxErrors},
 			KnownAMC: g.knowAMC,
 		})
-		_, _ = io.Copy(io.Discard, pr) // the validator may stop early: keep the writer flowing
+		_, _ = io.Copy(io.Discard, r) // the validator may stop early: keep the writer flowing
 		v.done <- b2Result{rep, err}
 	}()
 	return v
@@ -255,7 +265,7 @@ func (g *Gateway) startB2Check() *b2Check {
 // finish tells the validator the file ended (with werr when writing it
 // failed) and waits for its report.
 func (v *b2Check) finish(werr error) (*b2.Report, error) {
-	v.w.CloseWithError(werr)
+	_ = v.w.CloseWithError(werr)
 	res := <-v.done
 	return res.rep, res.err
 }
