@@ -75,7 +75,7 @@ type Gateway struct {
 	// scorSlots bounds the SCOR files held in memory at once.
 	scorSlots chan struct{}
 
-	adopter adopter // g.blobs when it can take a local file without copying
+	adopter adopter   // g.blobs when it can take a local file without copying
 	rings   sync.Pool // *[]byte of ringSize: the buffers of followed uploads
 
 	mu       sync.Mutex
