@@ -79,6 +79,9 @@ type compiled struct {
 	dmask, dwant [RecordLength / 8]uint64
 	// digitWord marks the words made only of digit columns.
 	digitWord [RecordLength / 8]bool
+	// easy is, for each word, a value known to pass (blanks in text
+	// columns, '0' in digit columns): a word equal to it needs no test.
+	easy [RecordLength / 8]uint64
 }
 
 func compile(l *fixed.Layout) *compiled {
@@ -105,6 +108,13 @@ func compile(l *fixed.Layout) *compiled {
 			c.dmask[i/8] |= 0xF0 << (8 * (i % 8))
 			c.dwant[i/8] |= 0x30 << (8 * (i % 8))
 		}
+	}
+	for i, d := range digit {
+		e := uint64(' ')
+		if d {
+			e = '0'
+		}
+		c.easy[i/8] |= e << (8 * (i % 8))
 	}
 	for w := range c.digitWord {
 		all := true
@@ -142,8 +152,9 @@ func (c *compiled) fieldName(i int) string {
 //
 // Each word is checked the cheapest way its layout allows: eight digit
 // columns by their high nibble (3) and by adding 0x46 (which sets the high
-// bit of a byte above '9'), a word of text columns that is all blanks by
-// one comparison, any other by charsetHigh and the digit mask. hi gathers
+// bit of a byte above '9'), a word equal to its easy value (blanks and
+// zeros, e.g. an empty zone) by one comparison, any other by charsetHigh
+// and the digit mask. hi gathers
 // words whose high bits flag bad bytes, all words that must be zero. The
 // loop handles four words per turn (the same code four times): the loop
 // and its branches cost as much as the checks otherwise.
@@ -155,7 +166,6 @@ func (c *compiled) fieldName(i int) string {
 func (c *compiled) scan(data []byte) bool {
 	d := (*[RecordLength]byte)(data)
 	const h = 0x8080808080808080
-	const blanks = 0x2020202020202020
 	var hi, all uint64
 	for i := 0; i < RecordLength/8; i += 4 {
 		x0 := binary.LittleEndian.Uint64(d[i*8:])
@@ -166,7 +176,7 @@ func (c *compiled) scan(data []byte) bool {
 		case c.digitWord[i+0]:
 			hi |= x0 + 0x4646464646464646
 			all |= x0&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
-		case x0 == blanks && c.dmask[i+0] == 0:
+		case x0 == c.easy[i+0]:
 		default:
 			hi |= charsetHigh(x0)
 			all |= x0&c.dmask[i+0] ^ c.dwant[i+0]
@@ -175,7 +185,7 @@ func (c *compiled) scan(data []byte) bool {
 		case c.digitWord[i+1]:
 			hi |= x1 + 0x4646464646464646
 			all |= x1&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
-		case x1 == blanks && c.dmask[i+1] == 0:
+		case x1 == c.easy[i+1]:
 		default:
 			hi |= charsetHigh(x1)
 			all |= x1&c.dmask[i+1] ^ c.dwant[i+1]
@@ -184,7 +194,7 @@ func (c *compiled) scan(data []byte) bool {
 		case c.digitWord[i+2]:
 			hi |= x2 + 0x4646464646464646
 			all |= x2&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
-		case x2 == blanks && c.dmask[i+2] == 0:
+		case x2 == c.easy[i+2]:
 		default:
 			hi |= charsetHigh(x2)
 			all |= x2&c.dmask[i+2] ^ c.dwant[i+2]
@@ -193,7 +203,7 @@ func (c *compiled) scan(data []byte) bool {
 		case c.digitWord[i+3]:
 			hi |= x3 + 0x4646464646464646
 			all |= x3&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030
-		case x3 == blanks && c.dmask[i+3] == 0:
+		case x3 == c.easy[i+3]:
 		default:
 			hi |= charsetHigh(x3)
 			all |= x3&c.dmask[i+3] ^ c.dwant[i+3]
