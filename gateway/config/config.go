@@ -153,7 +153,9 @@ type SFTP struct {
 	Listen         string `yaml:"listen"` // "" disables
 	FilesPerMinute int    `yaml:"files_per_minute"`
 	MaxSessions    int    `yaml:"max_sessions"`
+	MaxUploads     int    `yaml:"max_uploads"`
 	DiskQuota      Size   `yaml:"disk_quota"`
+	MaxFollowed    int    `yaml:"max_followed"`
 }
 
 // SMTP is the IRIS/B2 mail intake (STARTTLS required before AUTH).
@@ -360,6 +362,8 @@ func (c *Config) fill() {
 	}
 	defi(&c.SFTP.FilesPerMinute, 120)
 	defi(&c.SFTP.MaxSessions, 4)
+	defi(&c.SFTP.MaxUploads, 16)
+	defi(&c.SFTP.MaxFollowed, 32)
 	if c.SFTP.DiskQuota == 0 {
 		c.SFTP.DiskQuota = 1 << 30
 	}

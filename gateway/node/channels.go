@@ -89,10 +89,12 @@ func (n *Node) openChannels() error {
 		lim.MaxFileSize = int64(cfg.Limits.MaxFileBytes)
 		lim.FilesPerMinute = cfg.SFTP.FilesPerMinute
 		lim.MaxSessions = cfg.SFTP.MaxSessions
+		lim.MaxUploads = cfg.SFTP.MaxUploads
 		lim.DiskQuota = int64(cfg.SFTP.DiskQuota)
 		srv, err := sftp.New(sftp.Config{
 			HostKey: hk, Folders: folders, Tenants: &storeKeys{st: n.Store, refresh: 5 * time.Second},
 			Intaker: n.Gateway, Logger: n.Logger, Limits: func(string) sftp.Limits { return lim },
+			MaxFollowed: cfg.SFTP.MaxFollowed,
 		})
 		if err != nil {
 			return fmt.Errorf("sftp: %w", err)

@@ -242,3 +242,65 @@ func TestFollowedUploadCut(t *testing.T) {
 		t.Fatalf("%d goroutines left, %d before the upload", runtime.NumGoroutine(), before)
 	}
 }
+
+// TestFollowAndUploadLimits: at most MaxFollowed uploads are followed at
+// once (the others are taken in at close, by reading them), every slot
+// comes back, and a tenant holds at most MaxUploads files open for writing.
+func TestFollowAndUploadLimits(t *testing.T) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) {
+		c.Intaker = rec
+		c.MaxFollowed = 1
+		c.Limits = func(string) Limits { return Limits{MaxUploads: 2, FilesPerMinute: 100} }
+	})
+	c := e.client("acme")
+	data := b2OfSize(t, 64<<10)
+	open := func(name string) *sftp.File {
+		t.Helper()
+		f, err := c.OpenFile("/inbox/"+name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		return f
+	}
+	a, b := open("A.b2"), open("B.b2")
+	if _, err := c.OpenFile("/inbox/C.b2", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
+		t.Fatal("a third open upload was allowed with max_uploads 2")
+	}
+	for i, f := range []*sftp.File{a, b} {
+		d := append([]byte(nil), data...)
+		copy(d[54:55], []byte{byte('1' + i)})
+		copy(d[len(d)-128+54:len(d)-128+55], []byte{byte('1' + i)})
+		if _, err := f.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.last(t) {
+		t.Fatal("the first upload was not followed")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.last(t) {
+		t.Fatal("a second upload was followed beyond MaxFollowed 1")
+	}
+	e.srv.mu.Lock()
+	n := e.srv.followed
+	e.srv.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d follow slots still taken after every close", n)
+	}
+	// Slots and names are back: a new upload is followed again.
+	d := append([]byte(nil), data...)
+	copy(d[54:55], "9")
+	copy(d[len(d)-128+54:len(d)-128+55], "9")
+	if err := put(t, c, "/inbox/C.b2", d); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.last(t) {
+		t.Fatal("the upload after the others was not followed")
+	}
+}

@@ -10,6 +10,7 @@ type Limits struct {
 	MaxFileSize    int64 // bytes in one uploaded file
 	FilesPerMinute int   // files taken in (or refused) per rolling minute
 	MaxSessions    int   // concurrent SSH connections
+	MaxUploads     int   // files open for writing at once, all connections
 	DiskQuota      int64 // bytes held in the tenant's folders, all of them
 }
 
@@ -19,6 +20,7 @@ func DefaultLimits() Limits {
 		MaxFileSize:    64 << 20,
 		FilesPerMinute: 60,
 		MaxSessions:    4,
+		MaxUploads:     16,
 		DiskQuota:      1 << 30,
 	}
 }
@@ -33,6 +35,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessions <= 0 {
 		l.MaxSessions = d.MaxSessions
+	}
+	if l.MaxUploads <= 0 {
+		l.MaxUploads = d.MaxUploads
 	}
 	if l.DiskQuota <= 0 {
 		l.DiskQuota = d.DiskQuota

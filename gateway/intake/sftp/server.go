@@ -73,6 +73,11 @@ type Config struct {
 	MaxAuthTries     int           // keys tried per connection [6]
 	LoginDelay       time.Duration // wait before the handshake after one failed login [500ms]; doubles per failure
 	MaxLoginDelay    time.Duration // bound of that wait [15s]
+	// MaxFollowed bounds the uploads followed by the gateway at once, all
+	// tenants [32]: each holds a 1 MiB ring and up to maxPending bytes
+	// written out of order. Uploads beyond it are taken in at close, by
+	// reading the file (slower, no more memory).
+	MaxFollowed int
 }
 
 // Server is the SFTP intake server.
@@ -95,6 +100,7 @@ type Server struct {
 	reserved  map[string]int64           // tenant -> bytes of uploads in progress
 	writing   map[string]map[string]bool // tenant -> inbox names open for writing
 	fails     *penalty.Table
+	followed  int // uploads followed now (MaxFollowed)
 	// usageCache: tenant tree sizes, see usage.
 	usageCache map[string]usageEntry
 }
@@ -135,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxAuthTries <= 0 {
 		cfg.MaxAuthTries = 6
+	}
+	if cfg.MaxFollowed <= 0 {
+		cfg.MaxFollowed = 32
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{

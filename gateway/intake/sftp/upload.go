@@ -79,6 +79,11 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: an upload of %s is in progress", sftp.ErrSSHFxFailure, name)
 	}
+	if n := len(s.writing[t]); n >= lim.MaxUploads {
+		s.mu.Unlock()
+		s.log.Warn("sftp upload refused: too many open uploads", "tenant", t, "remote", h.remote, "max", lim.MaxUploads)
+		return nil, fmt.Errorf("%w: %d files already open for writing, close one first", sftp.ErrSSHFxFailure, n)
+	}
 	if w := s.rates[t]; w != nil && w.full(s.cfg.Now(), lim.FilesPerMinute) {
 		s.mu.Unlock()
 		s.log.Warn("sftp upload refused: rate limit", "tenant", t, "remote", h.remote, "per_minute", lim.FilesPerMinute)
@@ -115,7 +120,7 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		return nil, mapErr(err)
 	}
 	u := &upload{s: s, h: h, name: name, f: f, max: lim.MaxFileSize, over: CodeTooLarge}
-	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && !isTempName(name) {
+	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && !isTempName(name) && s.takeFollowSlot() {
 		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: name, Remote: h.remote})
 	}
 	if room < u.max {
@@ -230,8 +235,27 @@ func (u *upload) unfollow() {
 	if u.fl != nil {
 		u.fl.Abort()
 		u.fl = nil
+		u.s.releaseFollowSlot()
 	}
 	u.pending, u.held, u.spare = nil, 0, nil
+}
+
+// takeFollowSlot reserves one of the MaxFollowed slots; false: all taken,
+// the upload is not followed.
+func (s *Server) takeFollowSlot() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.followed >= s.cfg.MaxFollowed {
+		return false
+	}
+	s.followed++
+	return true
+}
+
+func (s *Server) releaseFollowSlot() {
+	s.mu.Lock()
+	s.followed--
+	s.mu.Unlock()
 }
 
 // TransferError implements sftp.TransferError: the session ended while the
@@ -259,9 +283,12 @@ func (u *upload) Close() error {
 		u.unfollow() // a gap never filled: the file is read at take-in
 	}
 	fl := u.fl
+	u.fl = nil // the close below ends it
 	u.mu.Unlock()
-
 	s, h := u.s, u.h
+	if fl != nil {
+		defer s.releaseFollowSlot() // after the take-in that ends fl
+	}
 	defer s.releaseName(h.tenant, u.name)
 	rel := mailbox.Inbox + "/" + u.name
 	ferr := u.f.Close()
