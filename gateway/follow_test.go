@@ -15,8 +15,6 @@ import (
 
 	"github.com/octgw/oct/formats/b2"
 	"github.com/octgw/oct/formats/fixed"
-	"github.com/octgw/oct/gateway/store/blobdir"
-	"github.com/octgw/oct/gateway/store/sqlite"
 	"github.com/octgw/oct/internal/testenv"
 )
 
@@ -128,7 +126,7 @@ func TestIntakeFollowedMatchesIntake(t *testing.T) {
 func TestFollowerAbortAndLimits(t *testing.T) {
 	ctx := context.Background()
 	g := newTestGateway(t, &fakeSender{})
-	small := newTestGatewayLimits(t, Limits{MaxFileBytes: 4096})
+	small := openTestGateway(t, Options{Limits: Limits{MaxFileBytes: 4096}})
 	data := genB2(t, 7, 5, "")
 	before := runtime.NumGoroutine()
 
@@ -176,27 +174,4 @@ func waitGoroutines(t *testing.T, before int) {
 	}); err != nil {
 		t.Fatalf("%d goroutines left running, %d before", runtime.NumGoroutine(), before)
 	}
-}
-
-// newTestGatewayLimits is a gateway with these limits and no workers.
-func newTestGatewayLimits(t *testing.T, lim Limits) *Gateway {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: t.TempDir() + "/oct.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobs, err := blobdir.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32), Limits: lim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := AddTenant(ctx, st, "acme", "test", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	return g
 }

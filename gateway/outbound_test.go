@@ -59,6 +59,20 @@ func newTestGateway(t *testing.T, sender Sender, router ...Router) *Gateway {
 	if len(router) > 0 {
 		r = router[0]
 	}
+	g := openTestGateway(t, Options{Router: r,
+		Workers:  WorkerOptions{Concurrency: 2, PollEvery: 10 * time.Millisecond, MaxAttempts: 3},
+		Outbound: OutboundOptions{Signer: fakeSigner{}, Sender: sender}})
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return g
+}
+
+// openTestGateway is a gateway with o on a fresh SQLite store and blob
+// directory, tenant "acme" added; its workers do not run.
+func openTestGateway(t *testing.T, o Options) *Gateway {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: t.TempDir() + "/oct.db"})
 	if err != nil {
@@ -69,19 +83,14 @@ func newTestGateway(t *testing.T, sender Sender, router ...Router) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Store: st, Blobs: blobs, NIRKey: bytes.Repeat([]byte{7}, 32), Router: r,
-		Workers:  WorkerOptions{Concurrency: 2, PollEvery: 10 * time.Millisecond, MaxAttempts: 3},
-		Outbound: OutboundOptions{Signer: fakeSigner{}, Sender: sender}})
+	o.Store, o.Blobs, o.NIRKey = st, blobs, bytes.Repeat([]byte{7}, 32)
+	g, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := AddTenant(ctx, st, "acme", "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = g.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return g
 }
 

@@ -206,28 +206,7 @@ func TestFollowedUploadCut(t *testing.T) {
 	e := startEnv(t, func(c *Config) { c.Intaker = rec })
 	data := b2OfSize(t, 1<<20)
 	before := runtime.NumGoroutine()
-	sc, raw, err := e.dial(e.keys["acme"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sftp.NewClient(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.OpenFile("/inbox/CUT.b2", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(data[:len(data)/2]); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := c.Stat("/inbox/CUT.b2"); err != nil || st.Size() != int64(len(data)/2) {
-		t.Fatalf("stat = %v, %v", st, err)
-	}
-	raw.Close()
-	e.logs.waitLog(t, "sftp upload cut: partial file discarded")
-	c.Close()
-	sc.Close()
+	e.cutUpload(t, "/inbox/CUT.b2", data[:len(data)/2])
 	rec.mu.Lock()
 	n := len(rec.followed)
 	rec.mu.Unlock()

@@ -224,33 +224,40 @@ func TestConfinement(t *testing.T) {
 	}
 }
 
-// TestDroppedMidUpload cuts the TCP connection while a file is open for
-// writing: the partial file is discarded and nothing is taken in.
-func TestDroppedMidUpload(t *testing.T) {
-	e := startEnv(t, nil)
+// cutUpload writes part of an upload, checks the bytes reached the server
+// (stat goes through the same session), then cuts the TCP connection
+// without SSH_FXP_CLOSE and waits for the server to discard the file.
+func (e *env) cutUpload(t *testing.T, name string, part []byte) {
+	t.Helper()
 	sc, raw, err := e.dial(e.keys["acme"])
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sc.Close()
 	c, err := sftp.NewClient(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := c.OpenFile("/inbox/BIG.b2", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	defer c.Close()
+	f, err := c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(bytes.Repeat([]byte("x"), 100_000)); err != nil {
+	if _, err := f.Write(part); err != nil {
 		t.Fatal(err)
 	}
-	// The bytes reached the server (stat goes through the same session).
-	if st, err := c.Stat("/inbox/BIG.b2"); err != nil || st.Size() != 100_000 {
+	if st, err := c.Stat(name); err != nil || st.Size() != int64(len(part)) {
 		t.Fatalf("stat = %v, %v", st, err)
 	}
-	raw.Close() // connection lost, no SSH_FXP_CLOSE
+	raw.Close()
 	e.logs.waitLog(t, "sftp upload cut: partial file discarded")
-	c.Close()
-	sc.Close()
+}
+
+// TestDroppedMidUpload cuts the TCP connection while a file is open for
+// writing: the partial file is discarded and nothing is taken in.
+func TestDroppedMidUpload(t *testing.T) {
+	e := startEnv(t, nil)
+	e.cutUpload(t, "/inbox/BIG.b2", bytes.Repeat([]byte("x"), 100_000))
 	if n := len(e.intake.Calls()); n != 0 {
 		t.Fatalf("%d files taken in", n)
 	}

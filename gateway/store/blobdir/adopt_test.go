@@ -15,25 +15,32 @@ import (
 	"github.com/octgw/oct/gateway/store"
 )
 
-func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
-	root := t.TempDir()
+// adoptable writes data to an upload file beside a fresh blob directory
+// and opens it; the test is skipped where adoption cannot work.
+func adoptable(t *testing.T, data []byte) (d *Dir, root, src string, f *os.File) {
+	t.Helper()
+	root = t.TempDir()
 	d, err := Open(filepath.Join(root, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(root, "upload")
-	data := bytes.Repeat([]byte("B2 RECORD "), 5000)
+	src = filepath.Join(root, "upload")
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(src)
-	if err != nil {
+	if f, err = os.Open(src); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	if !d.CanAdopt(f) {
 		t.Skip("the temp dir and /proc do not allow adoption here")
 	}
+	return d, root, src, f
+}
+
+func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
+	data := bytes.Repeat([]byte("B2 RECORD "), 5000)
+	d, root, src, f := adoptable(t, data)
 	var tee bytes.Buffer
 	sum, size, err := d.Adopt(context.Background(), f, &tee, 1<<20)
 	if err != nil || size != int64(len(data)) || !bytes.Equal(tee.Bytes(), data) {
@@ -72,24 +79,8 @@ func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
 }
 
 func TestAdoptHashedLinksWithoutReading(t *testing.T) {
-	root := t.TempDir()
-	d, err := Open(filepath.Join(root, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(root, "upload")
 	data := bytes.Repeat([]byte("FOLLOWED "), 4000)
-	if err := os.WriteFile(src, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if !d.CanAdopt(f) {
-		t.Skip("the temp dir and /proc do not allow adoption here")
-	}
+	d, _, src, f := adoptable(t, data)
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
 	ctx := context.Background()
