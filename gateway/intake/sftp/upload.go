@@ -362,7 +362,8 @@ func (s *Server) takeIn(h *handlers, name string, fl *gateway.Follower) error {
 		// available from the API.
 		s.log.Error("sftp: cannot write acknowledgement", "tenant", h.tenant, "id", ack.ID, "err", err)
 	}
-	s.log.Info("sftp file taken in", "tenant", h.tenant, "remote", h.remote, "id", ack.ID, "status", ack.Status, "size", ack.Size, "duplicate", ack.Duplicate)
+	s.log.Info("sftp file taken in", "tenant", h.tenant, "remote", h.remote, "id", ack.ID, "status", ack.Status, "size", ack.Size,
+		"duplicate", ack.Duplicate, "followed", fl.Followed())
 	return nil
 }
 
