@@ -68,13 +68,11 @@ func TestCrashKill9SFTP(t *testing.T) {
 		sum  string // sha256 of the bytes uploaded
 		lots int64
 	}
-	const killAfter = 12
 	var (
 		mu     sync.Mutex
 		closed = map[string]sent{} // names whose close returned success
-		killed = make(chan struct{})
-		once   sync.Once
 		wg     sync.WaitGroup
+		kill   = killAt(srv, 12)
 	)
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -115,20 +113,13 @@ func TestCrashKill9SFTP(t *testing.T) {
 				}
 				mu.Lock()
 				closed[name] = sent{sum: hex.EncodeToString(sum[:]), lots: 8}
-				n := len(closed)
 				mu.Unlock()
-				if n == killAfter {
-					once.Do(func() { srv.Kill(); close(killed) })
-				}
+				kill.count()
 			}
 		}(w)
 	}
 	wg.Wait()
-	select {
-	case <-killed:
-	default:
-		t.Fatalf("the burst ended before the kill (%d uploads closed)", len(closed))
-	}
+	kill.check(t)
 
 	startServe(t, bin, dir, port, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -109,6 +109,39 @@ func addTenant(t *testing.T, bin, dir, name string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// killer kills a server once a burst has had n successes.
+type killer struct {
+	srv    *testenv.Proc
+	n      int
+	mu     sync.Mutex
+	seen   int
+	killed bool
+}
+
+func killAt(srv *testenv.Proc, n int) *killer { return &killer{srv: srv, n: n} }
+
+// count records one success (an acknowledged file); the n-th kills the
+// server with SIGKILL, while the other clients are still sending.
+func (k *killer) count() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.seen++
+	if k.seen == k.n {
+		k.srv.Kill()
+		k.killed = true
+	}
+}
+
+// check fails t unless the kill happened during the burst.
+func (k *killer) check(t *testing.T) {
+	t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.killed {
+		t.Fatalf("the burst ended before the kill (%d successes, kill at %d)", k.seen, k.n)
+	}
+}
+
 // TestCrashKill9 pushes files concurrently to a real `oct serve`, kills it
 // with SIGKILL in the middle of the burst, restarts it, and checks that every
 // file that got a 201 is there and moves on exactly once.
@@ -136,13 +169,11 @@ func crashKill9(t *testing.T, bin string, args ...string) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	srv := startServe(t, bin, dir, port, args...)
 
-	const killAfter = 60
 	var (
-		mu     sync.Mutex
-		acked  = map[string]int64{} // file id -> lots announced by the ack
-		killed = make(chan struct{})
-		once   sync.Once
-		wg     sync.WaitGroup
+		mu    sync.Mutex
+		acked = map[string]int64{} // file id -> lots announced by the ack
+		wg    sync.WaitGroup
+		kill  = killAt(srv, 60)
 	)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := 0; w < 8; w++ {
@@ -167,24 +198,14 @@ func crashKill9(t *testing.T, bin string, args ...string) {
 				if resp.StatusCode == http.StatusCreated && derr == nil {
 					mu.Lock()
 					acked[ack.ID] = ack.Stats.Lots
-					n := len(acked)
 					mu.Unlock()
-					if n == killAfter {
-						once.Do(func() { srv.Kill(); close(killed) })
-					}
+					kill.count()
 				}
 			}
 		}(w)
 	}
 	wg.Wait()
-	select {
-	case <-killed:
-	default:
-		t.Fatalf("the burst ended before the kill (%d acks)", len(acked))
-	}
-	if len(acked) < killAfter {
-		t.Fatalf("only %d acks", len(acked))
-	}
+	kill.check(t)
 
 	startServe(t, bin, dir, port, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
