@@ -283,3 +283,115 @@ func TestFollowAndUploadLimits(t *testing.T) {
 		t.Fatal("the upload after the others was not followed")
 	}
 }
+
+// TestTempNameUploadFollowed: an upload under a temporary name is followed
+// and parked at close; its rename takes it in from what was followed. A
+// rewrite of the temporary file, its removal or the end of its session
+// drop what was parked (and its follow slot). What was parked is the
+// tenant's: a rename from another session of the tenant uses it too (any
+// rewrite, from any session, drops it first).
+func TestTempNameUploadFollowed(t *testing.T) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) {
+		c.Intaker = rec
+		c.Limits = func(string) Limits { return Limits{FilesPerMinute: 100} }
+	})
+	c := e.client("acme")
+	base := b2OfSize(t, 200<<10)
+	variant := func(k byte) []byte {
+		d := append([]byte(nil), base...)
+		copy(d[54:55], []byte{k})
+		copy(d[len(d)-128+54:len(d)-128+55], []byte{k})
+		return d
+	}
+	slots := func() int {
+		e.srv.mu.Lock()
+		defer e.srv.mu.Unlock()
+		return e.srv.followed
+	}
+	checkAck := func(name string, d []byte) {
+		t.Helper()
+		ack := outboxAck(t, e, "acme", name)
+		sum := sha256.Sum256(d)
+		if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) || ack.Name != name {
+			t.Fatalf("%s: acknowledgement %+v", name, ack)
+		}
+	}
+
+	// Upload, close, rename: followed.
+	a := variant('1')
+	if err := put(t, c, "/inbox/A.b2.filepart", a); err != nil {
+		t.Fatal(err)
+	}
+	if n := slots(); n != 1 {
+		t.Fatalf("%d follow slots after a temporary upload, want 1 (parked)", n)
+	}
+	if err := c.Rename("/inbox/A.b2.filepart", "/inbox/A.b2"); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.last(t) {
+		t.Fatal("the renamed upload was not taken in from what was followed")
+	}
+	checkAck("A.b2", a)
+
+	// Rewritten under the same temporary name: the second bytes count.
+	if err := put(t, c, "/inbox/B.b2.part", variant('2')); err != nil {
+		t.Fatal(err)
+	}
+	b := variant('3')
+	if err := put(t, c, "/inbox/B.b2.part", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("/inbox/B.b2.part", "/inbox/B.b2"); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.last(t) {
+		t.Fatal("the rewritten upload was not followed")
+	}
+	checkAck("B.b2", b)
+
+	// Removed: nothing parked is left.
+	if err := put(t, c, "/inbox/C.b2.tmp", variant('4')); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove("/inbox/C.b2.tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if n := slots(); n != 0 {
+		t.Fatalf("%d follow slots after the removal", n)
+	}
+
+	// Renamed from another session of the tenant: taken in from what was
+	// followed as well.
+	d := variant('5')
+	if err := put(t, c, "/inbox/D.b2.upload", d); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client("acme").Rename("/inbox/D.b2.upload", "/inbox/D.b2"); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.last(t) {
+		t.Fatal("a rename from another session did not use what was followed")
+	}
+	checkAck("D.b2", d)
+
+	// The session ends with a parked upload: its slot comes back.
+	sc, _, err := e.dial(e.keys["acme"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := sftp.NewClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, c2, "/inbox/E.b2.part", variant('6')); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	sc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testenv.Poll(ctx, 5*time.Millisecond, func() (bool, error) { return slots() == 0, nil }); err != nil {
+		t.Fatalf("%d follow slots after the session that parked one ended", slots())
+	}
+}

@@ -161,6 +161,15 @@ func (h *handlers) rename(from, to string) error {
 	if h.s.isWriting(h.tenant, src.name) || h.s.isWriting(h.tenant, dst.name) {
 		return fmt.Errorf("%w: upload in progress", sftp.ErrSSHFxFailure)
 	}
+	// What was followed of src goes with it to the take-in; on any other
+	// outcome it is dropped.
+	fl := h.s.unpark(h.tenant, src.name)
+	defer func() {
+		if fl != nil {
+			fl.Abort() // a no-op once the take-in ended it
+			h.s.releaseFollowSlot()
+		}
+	}()
 	info, err := h.root.Lstat(src.rel())
 	if err != nil {
 		return mapErr(err)
@@ -177,7 +186,7 @@ func (h *handlers) rename(from, to string) error {
 	if isTempName(dst.name) {
 		return nil
 	}
-	return h.s.takeIn(h, dst.name, nil)
+	return h.s.takeIn(h, dst.name, fl)
 }
 
 func (h *handlers) remove(p string) error {
@@ -196,6 +205,9 @@ func (h *handlers) remove(p string) error {
 		return fmt.Errorf("%w: not a regular file", errDenied)
 	}
 	h.s.forgetUsage(h.tenant) // space freed by the vendor counts at once
+	if l.folder == mailbox.Inbox {
+		h.s.dropParked(h.tenant, l.name)
+	}
 	return mapErr(h.root.Remove(l.rel()))
 }
 
@@ -324,11 +336,14 @@ func (d dirInfo) ModTime() time.Time { return d.mod }
 func (d dirInfo) IsDir() bool        { return true }
 func (d dirInfo) Sys() any           { return nil }
 
+// tempSuffixes end the temporary names of uploads (lower case).
+var tempSuffixes = []string{".tmp", ".part", ".partial", ".filepart", ".upload"}
+
 // isTempName reports whether an inbox name is a temporary upload name: such
 // a file is taken in when it is renamed to its final name, not on close.
 func isTempName(name string) bool {
 	n := strings.ToLower(name)
-	for _, suf := range []string{".tmp", ".part", ".partial", ".filepart", ".upload"} {
+	for _, suf := range tempSuffixes {
 		if strings.HasSuffix(n, suf) {
 			return true
 		}

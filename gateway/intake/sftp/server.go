@@ -101,6 +101,9 @@ type Server struct {
 	writing   map[string]map[string]bool // tenant -> inbox names open for writing
 	fails     *penalty.Table
 	followed  int // uploads followed now (MaxFollowed)
+	// parked: followers of uploads closed under a temporary name, waiting
+	// for the rename that takes them in (tenant -> name).
+	parked map[string]map[string]parkedFollow
 	// usageCache: tenant tree sizes, see usage.
 	usageCache map[string]usageEntry
 }
@@ -157,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		rates:      make(map[string]*window),
 		reserved:   make(map[string]int64),
 		writing:    make(map[string]map[string]bool),
+		parked:     make(map[string]map[string]parkedFollow),
 		fails:      penalty.New(cfg.LoginDelay, cfg.MaxLoginDelay, time.Hour, 10000),
 		usageCache: make(map[string]usageEntry),
 	}, nil
@@ -427,6 +431,7 @@ func (s *Server) serveSFTP(tenant, remote string, ch io.ReadWriteCloser) {
 		s.log.Info("sftp session ended", "tenant", tenant, "remote", remote, "err", err)
 	}
 	_ = rs.Close()
+	s.dropParkedOf(h) // uploads of this session never renamed: read at rename if ever
 }
 
 // activity records when the client last sent something on a channel.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,8 +121,11 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		return nil, mapErr(err)
 	}
 	u := &upload{s: s, h: h, name: name, f: f, max: lim.MaxFileSize, over: CodeTooLarge}
-	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && !isTempName(name) && s.takeFollowSlot() {
-		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: name, Remote: h.remote})
+	s.dropParked(t, name) // bytes followed under this name are being replaced
+	if fi, ok := s.cfg.Intaker.(FollowIntaker); ok && s.takeFollowSlot() {
+		// A temporary name is followed too, and parked at close until its
+		// rename; flows are told by the final name.
+		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: finalName(name), Remote: h.remote})
 	}
 	if room < u.max {
 		u.max, u.over = room, CodeQuota
@@ -240,6 +244,74 @@ func (u *upload) unfollow() {
 	u.pending, u.held, u.spare = nil, 0, nil
 }
 
+// parkedFollow is the follower of an upload closed under a temporary name.
+type parkedFollow struct {
+	fl    *gateway.Follower
+	owner *handlers // the session: its end drops what it parked
+}
+
+// park keeps fl, complete, until name is renamed (or removed, rewritten,
+// or its session ends). It keeps its follow slot meanwhile.
+func (s *Server) park(h *handlers, name string, fl *gateway.Follower) {
+	s.dropParked(h.tenant, name)
+	s.mu.Lock()
+	if s.parked[h.tenant] == nil {
+		s.parked[h.tenant] = make(map[string]parkedFollow)
+	}
+	s.parked[h.tenant][name] = parkedFollow{fl: fl, owner: h}
+	s.mu.Unlock()
+}
+
+// unpark returns the follower parked under name, nil if none; the caller
+// ends it and gives its slot back.
+func (s *Server) unpark(tenant, name string) *gateway.Follower {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.parked[tenant][name]
+	if !ok {
+		return nil
+	}
+	delete(s.parked[tenant], name)
+	if len(s.parked[tenant]) == 0 {
+		delete(s.parked, tenant)
+	}
+	return p.fl
+}
+
+// dropParked ends the follower parked under name, if any.
+func (s *Server) dropParked(tenant, name string) {
+	if fl := s.unpark(tenant, name); fl != nil {
+		fl.Abort()
+		s.releaseFollowSlot()
+	}
+}
+
+// dropParkedOf ends every follower a session parked.
+func (s *Server) dropParkedOf(h *handlers) {
+	var names []string
+	s.mu.Lock()
+	for name, p := range s.parked[h.tenant] {
+		if p.owner == h {
+			names = append(names, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range names {
+		s.dropParked(h.tenant, name)
+	}
+}
+
+// finalName is name without its temporary suffix (isTempName).
+func finalName(name string) string {
+	n := strings.ToLower(name)
+	for _, suf := range tempSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return name[:len(name)-len(suf)]
+		}
+	}
+	return name
+}
+
 // takeFollowSlot reserves one of the MaxFollowed slots; false: all taken,
 // the upload is not followed.
 func (s *Server) takeFollowSlot() bool {
@@ -286,7 +358,7 @@ func (u *upload) Close() error {
 	u.fl = nil // the close below ends it
 	u.mu.Unlock()
 	s, h := u.s, u.h
-	if fl != nil {
+	if fl != nil && !isTempName(u.name) {
 		defer s.releaseFollowSlot() // after the take-in that ends fl
 	}
 	defer s.releaseName(h.tenant, u.name)
@@ -306,10 +378,18 @@ func (u *upload) Close() error {
 		}
 		return refused
 	case werr != nil || ferr != nil:
-		fl.Abort()
+		if fl != nil {
+			fl.Abort()
+			if isTempName(u.name) {
+				s.releaseFollowSlot()
+			}
+		}
 		_ = h.root.Remove(rel)
 		return fmt.Errorf("%w: upload failed on the server, not taken in", sftp.ErrSSHFxFailure)
 	case isTempName(u.name):
+		if fl != nil {
+			s.park(h, u.name, fl) // keeps its follow slot
+		}
 		return nil
 	}
 	return s.takeIn(h, u.name, fl)
