@@ -158,9 +158,13 @@ func (h *handlers) rename(from, to string) error {
 	if src.folder != mailbox.Inbox || dst.folder != mailbox.Inbox {
 		return fmt.Errorf("%w: rename works inside inbox/ only", errDenied)
 	}
-	if h.s.isWriting(h.tenant, src.name) || h.s.isWriting(h.tenant, dst.name) {
+	// Both names are held until the rename and the take-in are done: an
+	// upload opened meanwhile under either would change the file taken in.
+	if !h.s.holdNames(h.tenant, src.name, dst.name) {
 		return fmt.Errorf("%w: upload in progress", sftp.ErrSSHFxFailure)
 	}
+	defer h.s.releaseName(h.tenant, dst.name)
+	defer h.s.releaseName(h.tenant, src.name)
 	// What was followed of src goes with it to the take-in; on any other
 	// outcome it is dropped.
 	fl := h.s.unpark(h.tenant, src.name)

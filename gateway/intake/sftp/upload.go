@@ -142,6 +142,25 @@ func (s *Server) releaseName(tenant, name string) {
 	s.mu.Unlock()
 }
 
+// holdNames marks names as busy (as an upload does) unless one of them
+// already is; false: nothing held.
+func (s *Server) holdNames(tenant string, names ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		if s.writing[tenant][n] {
+			return false
+		}
+	}
+	if s.writing[tenant] == nil {
+		s.writing[tenant] = make(map[string]bool)
+	}
+	for _, n := range names {
+		s.writing[tenant][n] = true
+	}
+	return true
+}
+
 func (s *Server) isWriting(tenant, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
