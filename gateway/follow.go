@@ -17,18 +17,19 @@ import (
 
 // A Follower takes a file in while it is being uploaded: a channel that
 // receives a file piece by piece (the SFTP intake) gives it the bytes in
-// order, as they are written to the upload file, and the sha256 and the B2
-// validation run on them there and then, while they are still in the CPU's
-// caches. At the clean end of the upload, IntakeFollowed links the file
-// into the blob store without reading it again and records it exactly as
-// Intake does (same checks, same acknowledgement, same commit): the close
-// then waits only for the syncs.
+// order, as they are written to the upload file; they are copied into a
+// ring and a validation goroutine computes the sha256 and runs the B2
+// validation on them there, while they are still in the CPU's caches. At
+// the clean end of the upload, IntakeFollowed links the file into the blob
+// store without reading it again and records it exactly as Intake does
+// (same checks, same acknowledgement, same commit): the close then waits
+// only for the syncs.
 //
 // Following is an optimisation, never a second path with its own rules:
-// whenever it cannot vouch for the bytes (other flow than B2, file above
-// the size limit, bytes given out of order or twice, a write error, a blob
-// store that cannot adopt the file, a size that differs), IntakeFollowed
-// reads the file again through Intake. A Follower is used by one goroutine
+// whenever it cannot vouch for the bytes (another flow than B2, a file
+// above the size limit, the channel calling Abort because bytes came twice
+// or a gap was never filled, a blob store that cannot adopt the file, a
+// size that differs), IntakeFollowed reads the file again through Intake. A Follower is used by one goroutine
 // at a time (the upload serialises its writes). Its validation goroutine
 // starts with the first 512 bytes and has ended once IntakeFollowed or
 // Abort returned; one of the two must be called.

@@ -307,16 +307,21 @@ func (s *Server) dropParked(tenant, name string) {
 
 // dropParkedOf ends every follower a session parked.
 func (s *Server) dropParkedOf(h *handlers) {
-	var names []string
+	var drop []*gateway.Follower
 	s.mu.Lock()
 	for name, p := range s.parked[h.tenant] {
 		if p.owner == h {
-			names = append(names, name)
+			drop = append(drop, p.fl)
+			delete(s.parked[h.tenant], name)
 		}
 	}
+	if len(s.parked[h.tenant]) == 0 {
+		delete(s.parked, h.tenant)
+	}
 	s.mu.Unlock()
-	for _, name := range names {
-		s.dropParked(h.tenant, name)
+	for _, fl := range drop {
+		fl.Abort()
+		s.releaseFollowSlot()
 	}
 }
 
