@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -69,7 +68,6 @@ func TestCrashKill9SFTP(t *testing.T) {
 		lots int64
 	}
 	var (
-		mu     sync.Mutex
 		closed = map[string]sent{} // names whose close returned success
 		wg     sync.WaitGroup
 		kill   = killAt(srv, 12)
@@ -111,19 +109,11 @@ func TestCrashKill9SFTP(t *testing.T) {
 				if err := f.Close(); err != nil {
 					return
 				}
-				mu.Lock()
-				closed[name] = sent{sum: hex.EncodeToString(sum[:]), lots: 8}
-				mu.Unlock()
-				kill.count()
+				kill.success(func() { closed[name] = sent{sum: hex.EncodeToString(sum[:]), lots: 8} })
 			}
 		}(w)
 	}
-	wg.Wait()
-	kill.check(t)
-
-	startServe(t, bin, dir, port, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := kill.restart(t, &wg, bin, dir, port, args...)
 	for name, s := range closed {
 		// The acknowledgement was in outbox/ before the close returned.
 		acks, _ := filepath.Glob(filepath.Join(dir, "tenants", "*", "outbox", name+".ack.json"))

@@ -120,11 +120,13 @@ type killer struct {
 
 func killAt(srv *testenv.Proc, n int) *killer { return &killer{srv: srv, n: n} }
 
-// count records one success (an acknowledged file); the n-th kills the
-// server with SIGKILL, while the other clients are still sending.
-func (k *killer) count() {
+// success records one success (an acknowledged file) with record, run
+// under the killer's lock; the n-th kills the server with SIGKILL, while
+// the other clients are still sending.
+func (k *killer) success(record func()) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	record()
 	k.seen++
 	if k.seen == k.n {
 		k.srv.Kill()
@@ -132,14 +134,22 @@ func (k *killer) count() {
 	}
 }
 
-// check fails t unless the kill happened during the burst.
-func (k *killer) check(t *testing.T) {
+// restart waits for the burst's clients, fails t unless the kill happened
+// during the burst, starts the server again on the same data and returns a
+// context bounding the checks that follow.
+func (k *killer) restart(t *testing.T, clients *sync.WaitGroup, bin, dir string, port int, args ...string) context.Context {
 	t.Helper()
+	clients.Wait()
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.killed {
-		t.Fatalf("the burst ended before the kill (%d successes, kill at %d)", k.seen, k.n)
+	killed, seen := k.killed, k.seen
+	k.mu.Unlock()
+	if !killed {
+		t.Fatalf("the burst ended before the kill (%d successes, kill at %d)", seen, k.n)
 	}
+	startServe(t, bin, dir, port, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // TestCrashKill9 pushes files concurrently to a real `oct serve`, kills it
@@ -170,7 +180,6 @@ func crashKill9(t *testing.T, bin string, args ...string) {
 	srv := startServe(t, bin, dir, port, args...)
 
 	var (
-		mu    sync.Mutex
 		acked = map[string]int64{} // file id -> lots announced by the ack
 		wg    sync.WaitGroup
 		kill  = killAt(srv, 60)
@@ -196,20 +205,12 @@ func crashKill9(t *testing.T, bin string, args ...string) {
 				derr := json.NewDecoder(resp.Body).Decode(&ack)
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusCreated && derr == nil {
-					mu.Lock()
-					acked[ack.ID] = ack.Stats.Lots
-					mu.Unlock()
-					kill.count()
+					kill.success(func() { acked[ack.ID] = ack.Stats.Lots })
 				}
 			}
 		}(w)
 	}
-	wg.Wait()
-	kill.check(t)
-
-	startServe(t, bin, dir, port, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := kill.restart(t, &wg, bin, dir, port, args...)
 	for id, lots := range acked {
 		waitSplitOnce(t, ctx, base, token, id, lots)
 	}
