@@ -2,6 +2,8 @@ package sftp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -111,5 +113,53 @@ func TestOpenSSHClient(t *testing.T) {
 	o.KnownHosts = testenv.KnownHosts(t, t.TempDir(), e.addr, signer.PublicKey())
 	if out, err := testenv.SFTPBatch(ctx, t, o, "ls", "bye"); err == nil {
 		t.Fatalf("client accepted a wrong host key:\n%s", out)
+	}
+}
+
+// TestOpenSSHClientFollowed: the real OpenSSH client uploading to the real
+// gateway, directly and under a temporary name renamed after: both uploads
+// are taken in from what was followed, with the sha256 of the bytes sent.
+func TestOpenSSHClientFollowed(t *testing.T) {
+	testenv.Integration(t)
+	testenv.Need(t, "sftp")
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) { c.Intaker = rec })
+	dir := t.TempDir()
+	keyPath, signer := testenv.SSHClientKey(t, dir, "id_acme")
+	if err := e.ring.Replace(map[string][]string{"acme": {authorizedLine(signer)}}); err != nil {
+		t.Fatal(err)
+	}
+	kh := testenv.KnownHosts(t, dir, e.addr, e.hostKey)
+	data := b2OfSize(t, 3<<20)
+	other := append([]byte(nil), data...)
+	copy(other[54:55], "9")
+	copy(other[len(other)-128+54:len(other)-128+55], "9")
+	for name, d := range map[string][]byte{"A.b2": data, "B.b2": other} {
+		if err := os.WriteFile(filepath.Join(dir, name), d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := testenv.SFTPOptions{Addr: e.addr, User: "acme", Identity: keyPath, KnownHosts: kh, Dir: dir}
+	out, err := testenv.SFTPBatch(context.Background(), t, o,
+		"put A.b2 inbox/A.b2",
+		"put B.b2 inbox/B.b2.filepart",
+		"rename inbox/B.b2.filepart inbox/B.b2",
+		"bye",
+	)
+	if err != nil {
+		t.Fatalf("sftp -b: %v\n%s", err, out)
+	}
+	rec.mu.Lock()
+	followed := append([]bool(nil), rec.followed...)
+	rec.mu.Unlock()
+	if len(followed) != 2 || !followed[0] || !followed[1] {
+		t.Fatalf("take-ins from what was followed: %v, want [true true]", followed)
+	}
+	for name, d := range map[string][]byte{"A.b2": data, "B.b2": other} {
+		ack := outboxAck(t, e, "acme", name)
+		sum := sha256.Sum256(d)
+		if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: acknowledgement %+v", name, ack)
+		}
 	}
 }
