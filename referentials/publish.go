@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/octgw/oct/internal/durable"
 )
 
 // DiffFormat is the value of "format" in the header line of a diff file.
@@ -85,32 +85,9 @@ func (p DirPublisher) Publish(ctx context.Context, d Diff) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(dir, DiffFileName(d), func(w io.Writer) error { return WriteDiffJSONL(w, d) }); err != nil {
+		if err := durable.WriteFile(dir, DiffFileName(d), func(w io.Writer) error { return WriteDiffJSONL(w, d) }); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(dir, name string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }

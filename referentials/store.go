@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/octgw/oct/internal/durable"
 )
 
 // Record is what a Store keeps per version: its description and content.
@@ -62,39 +65,15 @@ func (s *DirStore) Put(ctx context.Context, rec Record) error {
 	if _, err := os.Stat(final); err == nil {
 		return errorf(ErrVersionExists, nil, "version %d", rec.Version.ID)
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".tmp-*")
-	if err != nil {
-		return errorf(ErrStore, err, "temp file")
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
+	err = durable.CreateFile(s.Dir, filepath.Base(final), func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return errorf(ErrVersionExists, nil, "version %d", rec.Version.ID)
+	case err != nil:
 		return errorf(ErrStore, err, "write version %d", rec.Version.ID)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return errorf(ErrStore, err, "fsync version %d", rec.Version.ID)
-	}
-	if err := tmp.Close(); err != nil {
-		return errorf(ErrStore, err, "close version %d", rec.Version.ID)
-	}
-	if err := os.Link(tmp.Name(), final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return errorf(ErrVersionExists, nil, "version %d", rec.Version.ID)
-		}
-		return errorf(ErrStore, err, "link version %d", rec.Version.ID)
-	}
-	return syncDir(s.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return errorf(ErrStore, err, "open dir")
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return errorf(ErrStore, err, "fsync dir")
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/octgw/oct/formats/certificate"
 	"github.com/octgw/oct/gateway/deliver"
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
+	"github.com/octgw/oct/internal/durable"
 )
 
 // Handler receives each Task of an SSA feed, raw (a FHIR R4 Task JSON),
@@ -63,9 +64,11 @@ type CursorStore interface {
 // file, fsynced and renamed into place, then the directory fsynced.
 type FileCursors struct{ Dir string }
 
-func (f FileCursors) path(source string) string {
+func (f FileCursors) path(source string) string { return filepath.Join(f.Dir, cursorName(source)) }
+
+func cursorName(source string) string {
 	sum := sha256.Sum256([]byte(source))
-	return filepath.Join(f.Dir, "ssa-cursor-"+hex.EncodeToString(sum[:8])+".json")
+	return "ssa-cursor-" + hex.EncodeToString(sum[:8]) + ".json"
 }
 
 // Load implements CursorStore.
@@ -99,31 +102,10 @@ func (f FileCursors) Save(_ context.Context, source string, c Cursor) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(f.Dir, ".ssa-cursor-*.tmp")
-	if err != nil {
+	return durable.WriteFile(f.Dir, cursorName(source), func(w io.Writer) error {
+		_, err := w.Write(b)
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), f.path(source)); err != nil {
-		return err
-	}
-	d, err := os.Open(f.Dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	})
 }
 
 // Feed is one SSA status feed.

@@ -6,11 +6,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/octgw/oct/internal/durable"
 )
 
 // HostKeyFile is the name of the host key in the data directory.
@@ -52,34 +55,14 @@ func LoadOrCreateHostKey(dir string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sftp: host key: %w", err)
 	}
-	// Write to a temporary file and link it into place, so that two nodes
+	// Written to a temporary file and linked into place, so that two nodes
 	// starting at once on the same directory end up with one key.
-	tmp, err := os.CreateTemp(dir, ".hostkey-*")
-	if err != nil {
+	err = durable.CreateFile(dir, HostKeyFile, func(w io.Writer) error {
+		_, err := w.Write(pem.EncodeToMemory(block))
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("sftp: host key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
-		_, err = tmp.Write(pem.EncodeToMemory(block))
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sftp: host key: %w", err)
-		}
-	} else {
-		tmp.Close()
-		return nil, fmt.Errorf("sftp: host key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), p); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("sftp: host key: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return LoadOrCreateHostKey(dir)
 }
