@@ -11,7 +11,6 @@ import (
 
 	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/formats/pec"
-	"github.com/octgw/oct/gateway/signing"
 )
 
 // PEC answers of the simulated AMCs (OCT-PEC v1, docs/formats/pec.md).
@@ -92,7 +91,7 @@ func (s *Sim) handlePEC(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := Received{Channel: "https", Endpoint: ep, Flow: "pec", MessageID: r.Header.Get("Idempotency-Key"), File: body,
 		TLS: r.TLS != nil, At: s.cfg.Clock.Now()}
-	verifyHeaderSignature(&rec, r.Header.Get("X-OCT-Signature"), body)
+	verifyHeaderSignature(&rec, r.Header.Get("X-OCT-Signature"))
 	rep, err := pec.Validate(bytes.NewReader(body), pec.Options{})
 	if err != nil || !rep.Valid || rep.Kind == pec.KindAnswer {
 		var errs []fixed.Error
@@ -215,21 +214,17 @@ func (s *Sim) pecNumber(id string) string {
 	return fmt.Sprintf("SIM%013d", s.hash(id, "pec-number")%1e13)
 }
 
-// verifyHeaderSignature checks a base64 detached CMS of body.
-func verifyHeaderSignature(rec *Received, b64 string, body []byte) {
+// verifyHeaderSignature checks a base64 detached CMS of rec.File.
+func verifyHeaderSignature(rec *Received, b64 string) {
 	if b64 == "" {
 		return
 	}
-	rec.Signed = true
 	sig, err := base64.StdEncoding.DecodeString(b64)
-	if err == nil {
-		_, err = signing.Verify(sig, body)
-	}
 	if err != nil {
-		rec.SignatureErr = err.Error()
+		rec.Signed, rec.SignatureErr = true, err.Error()
 		return
 	}
-	rec.SignatureOK = true
+	rec.verify(sig)
 }
 
 // record appends rec to Received and notifies.

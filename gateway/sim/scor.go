@@ -12,7 +12,6 @@ import (
 	"github.com/octgw/oct/formats/fixed"
 	"github.com/octgw/oct/formats/scor"
 	"github.com/octgw/oct/gateway/deliver/iris"
-	"github.com/octgw/oct/gateway/signing"
 )
 
 // SCOR attachments at the caisses (docs/delivery.md "SCOR message", OUR
@@ -30,17 +29,9 @@ func (s *Sim) acceptSCOR(in inbound) error {
 	if err != nil {
 		return smtpErr(554, gosmtp.EnhancedCode{5, 6, 0}, "SCOR message refused: "+oneLine(err.Error()))
 	}
-	now := s.cfg.Clock.Now()
-	r := Received{Channel: in.channel, Endpoint: in.endpoint, Flow: "scor", Ref: subj.FileID, MessageID: in.messageID,
-		Subject: in.subject, Description: in.description, Cipher: in.cipher, TLS: in.tls, User: in.user, File: in.file, At: now}
-	if len(in.signature) > 0 {
-		r.Signed = true
-		if _, err := signing.Verify(in.signature, in.file); err != nil {
-			r.SignatureErr = err.Error()
-		} else {
-			r.SignatureOK = true
-		}
-	}
+	r := s.receivedOf(in)
+	r.Flow, r.Ref = "scor", subj.FileID
+	now := r.At
 	rep, err := scor.Check(bytes.NewReader(in.file), int64(len(in.file)), scor.Options{MinDPI: s.cfg.SCORMinDPI})
 	o := LotOutcome{Number: subj.LotNumber, Date: fixed.DayOf(subj.LotDate).String(), Invoices: subj.Pages, Positive: true}
 	switch {

@@ -508,19 +508,31 @@ type inbound struct {
 	file, signature                                                  []byte
 }
 
+// receivedOf is what is recorded of an inbound message, its signature
+// checked.
+func (s *Sim) receivedOf(in inbound) Received {
+	r := Received{Channel: in.channel, Endpoint: in.endpoint, MessageID: in.messageID, Subject: in.subject,
+		Description: in.description, Cipher: in.cipher, TLS: in.tls, User: in.user, File: in.file, At: s.cfg.Clock.Now()}
+	if len(in.signature) > 0 {
+		r.verify(in.signature)
+	}
+	return r
+}
+
+// verify records whether sig is a valid detached CMS signature of the
+// received file.
+func (r *Received) verify(sig []byte) {
+	r.Signed = true
+	if _, err := signing.Verify(sig, r.File); err != nil {
+		r.SignatureErr = err.Error()
+		return
+	}
+	r.SignatureOK = true
+}
+
 // accept validates a received file, records it and schedules its returns.
 func (s *Sim) accept(in inbound) Received {
-	now := s.cfg.Clock.Now()
-	r := Received{Channel: in.channel, Endpoint: in.endpoint, MessageID: in.messageID, Subject: in.subject,
-		Description: in.description, Cipher: in.cipher, TLS: in.tls, User: in.user, File: in.file, At: now}
-	if len(in.signature) > 0 {
-		r.Signed = true
-		if _, err := signing.Verify(in.signature, in.file); err != nil {
-			r.SignatureErr = err.Error()
-		} else {
-			r.SignatureOK = true
-		}
-	}
+	r := s.receivedOf(in)
 	rep, err := b2.Validate(bytes.NewReader(in.file), b2.Options{Summaries: true})
 	if err != nil {
 		r.Errors = []string{err.Error()}

@@ -154,7 +154,7 @@ func (s *Sim) handleSSABundle(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Clock.Now()
 	rec := Received{Channel: "https", Endpoint: ep, Flow: "certificate", MessageID: r.Header.Get("Idempotency-Key"), File: body,
 		TLS: r.TLS != nil, At: now}
-	verifyHeaderSignature(&rec, r.Header.Get("X-OCT-Signature"), body)
+	verifyHeaderSignature(&rec, r.Header.Get("X-OCT-Signature"))
 	rep, err := certificate.Validate(bytes.NewReader(body), certificate.Options{})
 	if err == nil && rep.Valid && rep.Encoding != certificate.EncodingFHIR {
 		rep.Valid = false
