@@ -214,18 +214,10 @@ func (s *Sender) Send(ctx context.Context, m deliver.Message) (deliver.Receipt, 
 		return deliver.Receipt{}, deliver.Permanent("compose", fmt.Errorf("%w: %w", deliver.ErrConfig, err))
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("X-OCT-Lot", m.Lot)
+	setLotHeaders(req, m)
 	req.Header.Set("X-OCT-Emitter", m.Emitter)
 	req.Header.Set("X-OCT-File-ID", m.FileID)
 	req.Header.Set("X-OCT-Invoices", strconv.Itoa(m.Invoices))
-	if m.Test {
-		req.Header.Set("X-OCT-Test", "1")
-	}
-	if m.Resend {
-		req.Header.Set("X-OCT-Resend", "1")
-	} else {
-		req.Header.Set("Idempotency-Key", m.Lot)
-	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return deliver.Receipt{}, DoError(ctx, "post", err)

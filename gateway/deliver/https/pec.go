@@ -88,14 +88,10 @@ func (s *Sender) sendPEC(ctx context.Context, u *url.URL, m deliver.Message) (de
 		At: s.cfg.Now(), Answer: body}, nil
 }
 
-// SetCommonHeaders sets the headers every OCT JSON request carries:
-// Idempotency-Key = m.Lot (or X-OCT-Resend: 1), X-OCT-Lot, X-OCT-Emitter,
-// X-OCT-Test, and the detached signature in SignatureHeader.
-func SetCommonHeaders(req *http.Request, m deliver.Message) {
+// setLotHeaders sets the headers of every OCT request to an endpoint:
+// X-OCT-Lot, X-OCT-Test, and Idempotency-Key = m.Lot or X-OCT-Resend: 1.
+func setLotHeaders(req *http.Request, m deliver.Message) {
 	req.Header.Set("X-OCT-Lot", m.Lot)
-	if m.Emitter != "" {
-		req.Header.Set("X-OCT-Emitter", m.Emitter)
-	}
 	if m.Test {
 		req.Header.Set("X-OCT-Test", "1")
 	}
@@ -103,6 +99,16 @@ func SetCommonHeaders(req *http.Request, m deliver.Message) {
 		req.Header.Set("X-OCT-Resend", "1")
 	} else {
 		req.Header.Set("Idempotency-Key", m.Lot)
+	}
+}
+
+// SetCommonHeaders sets the headers every OCT JSON request carries:
+// Idempotency-Key = m.Lot (or X-OCT-Resend: 1), X-OCT-Lot, X-OCT-Emitter,
+// X-OCT-Test, and the detached signature in SignatureHeader.
+func SetCommonHeaders(req *http.Request, m deliver.Message) {
+	setLotHeaders(req, m)
+	if m.Emitter != "" {
+		req.Header.Set("X-OCT-Emitter", m.Emitter)
 	}
 	if len(m.Signature) > 0 {
 		req.Header.Set(SignatureHeader, base64.StdEncoding.EncodeToString(m.Signature))
