@@ -222,11 +222,4 @@ type Report struct {
 }
 
 // Has reports whether the report holds a finding with the code.
-func (r *Report) Has(code fixed.Code) bool {
-	for i := range r.Errors {
-		if r.Errors[i].Code == code {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Has(code fixed.Code) bool { return fixed.HasCode(r.Errors, code) }

@@ -21,14 +21,12 @@ func Validate(r io.Reader, opt Options) (*Report, error) {
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
 	c := &fixed.Collector{Max: opt.MaxErrors}
 	rep := &Report{}
-	if int64(len(data)) > max {
-		c.Addf(ErrTooLarge, 0, "", "more than %d bytes", max)
+	data, whole, err := jsondoc.Read(r, max, c, ErrTooLarge)
+	if err != nil {
+		return nil, err
+	} else if !whole {
 		return finish(rep, c), nil
 	}
 	v := jsondoc.Object(data, c, ErrJSONSyntax)

@@ -97,9 +97,13 @@ func (c *Collector) Len() int { return len(c.errs) }
 func (c *Collector) Dropped() int64 { return c.dropped }
 
 // Has reports whether an error with the code was kept.
-func (c *Collector) Has(code Code) bool {
-	for i := range c.errs {
-		if c.errs[i].Code == code {
+func (c *Collector) Has(code Code) bool { return HasCode(c.errs, code) }
+
+// HasCode reports whether errs holds an error with the code (the Has of
+// every format's report).
+func HasCode(errs []Error, code Code) bool {
+	for i := range errs {
+		if errs[i].Code == code {
 			return true
 		}
 	}

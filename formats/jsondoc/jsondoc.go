@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 
 	"github.com/octgw/oct/formats/fixed"
 )
@@ -19,6 +20,22 @@ var (
 	ErrSyntax   = errors.New("not valid JSON")
 	ErrTrailing = errors.New("data after the JSON value")
 )
+
+// Read reads a whole document of at most max bytes from r. A longer one
+// adds a finding with code tooLarge to c ("more than max bytes") and
+// returns ok false: the validator reports it and reads no further. The
+// error is for I/O failures only.
+func Read(r io.Reader, max int64, c *fixed.Collector, tooLarge fixed.Code) (data []byte, ok bool, err error) {
+	data, err = io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(data)) > max {
+		c.Addf(tooLarge, 0, "", "more than %d bytes", max)
+		return nil, false, nil
+	}
+	return data, true, nil
+}
 
 // Decode parses data as exactly one JSON value (objects as map[string]any,
 // numbers as json.Number). On failure it returns the byte offset where the

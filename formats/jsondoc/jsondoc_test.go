@@ -42,3 +42,15 @@ func TestObjectNeverQuotesTheInput(t *testing.T) {
 		t.Fatalf("object: %v %+v", m, c.Errors())
 	}
 }
+
+func TestReadBounded(t *testing.T) {
+	c := &fixed.Collector{}
+	data, whole, err := Read(strings.NewReader(`{"a":1}`), 7, c, "too-large")
+	if err != nil || !whole || string(data) != `{"a":1}` || len(c.Errors()) != 0 {
+		t.Fatalf("at the limit: %q %v %v %v", data, whole, err, c.Errors())
+	}
+	data, whole, err = Read(strings.NewReader(`{"a":12}`), 7, c, "too-large")
+	if err != nil || whole || data != nil || !c.Has("too-large") {
+		t.Fatalf("over the limit: %q %v %v %v", data, whole, err, c.Errors())
+	}
+}

@@ -28,14 +28,7 @@ type Report struct {
 }
 
 // Has reports whether the report holds an error with the code.
-func (r *Report) Has(code fixed.Code) bool {
-	for i := range r.Errors {
-		if r.Errors[i].Code == code {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Has(code fixed.Code) bool { return fixed.HasCode(r.Errors, code) }
 
 // Validate reads one OCT-PEC v1 message and checks it completely: every
 // finding is collected with its stable code and JSON path. The error is
@@ -45,14 +38,12 @@ func Validate(r io.Reader, opt Options) (*Report, error) {
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
 	c := &fixed.Collector{Max: opt.MaxErrors}
 	rep := &Report{}
-	if int64(len(data)) > max {
-		c.Addf(ErrTooLarge, 0, "", "more than %d bytes", max)
+	data, whole, err := jsondoc.Read(r, max, c, ErrTooLarge)
+	if err != nil {
+		return nil, err
+	} else if !whole {
 		return finish(rep, c), nil
 	}
 	m := decode(data, c)

@@ -61,14 +61,7 @@ type Report struct {
 }
 
 // Has reports whether the report holds an error with the code.
-func (r *Report) Has(code fixed.Code) bool {
-	for i := range r.Errors {
-		if r.Errors[i].Code == code {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Has(code fixed.Code) bool { return fixed.HasCode(r.Errors, code) }
 
 // Page describes one checked page.
 type Page struct {
