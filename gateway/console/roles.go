@@ -212,25 +212,20 @@ func (u user) CanRaw() bool { return u.Role == RoleAdmin || slices.Contains(u.Pe
 
 func (u user) hasDest(d string) bool { return d != "" && slices.Contains(u.Destinations, d) }
 
-func (u user) seesLot(l store.Lot) bool {
+// sees: a record (lot, anomaly) of this tenant and destination.
+func (u user) sees(tenant, dest string) bool {
 	switch u.Role {
 	case RoleVendor:
-		return l.Tenant == u.Tenant
+		return tenant == u.Tenant
 	case RoleInsurer:
-		return u.hasDest(l.Destination)
+		return u.hasDest(dest)
 	}
 	return u.Global()
 }
 
-func (u user) seesAnomaly(a store.Anomaly) bool {
-	switch u.Role {
-	case RoleVendor:
-		return a.Tenant == u.Tenant
-	case RoleInsurer:
-		return u.hasDest(a.Destination)
-	}
-	return u.Global()
-}
+func (u user) seesLot(l store.Lot) bool { return u.sees(l.Tenant, l.Destination) }
+
+func (u user) seesAnomaly(a store.Anomaly) bool { return u.sees(a.Tenant, a.Destination) }
 
 // seesFileOwn: the whole file (its metadata, raw bytes): global users and
 // the vendor who sent it. An insurer sees a file only through its lots.
