@@ -611,13 +611,7 @@ func testFilesPaging(f *fx) {
 	}
 }
 
-func lotIDs(ls []store.Lot) string {
-	var ids []string
-	for _, l := range ls {
-		ids = append(ids, l.ID)
-	}
-	return fmt.Sprint(ids)
-}
+func lotIDs(ls []store.Lot) string { return idList(ls, lotID) }
 
 func testLotQueries(f *fx) {
 	t := f.t
@@ -637,10 +631,7 @@ func testLotQueries(f *fx) {
 		{Kind: lifecycle.Lot, ID: "L2", From: lifecycle.LotCreated, To: lifecycle.LotRouted},
 		{Kind: lifecycle.Lot, ID: "L5", From: lifecycle.LotCreated, To: lifecycle.LotRouted},
 	}})
-	cases := []struct {
-		q    store.LotQuery
-		want string
-	}{
+	cases := []query[store.LotQuery]{
 		{store.LotQuery{}, "[L1 L2 L3 L4 L5]"},
 		{store.LotQuery{Tenant: "acme"}, "[L1 L2 L3 L4]"},
 		{store.LotQuery{File: "F1"}, "[L1 L2]"},
@@ -655,15 +646,7 @@ func testLotQueries(f *fx) {
 		{store.LotQuery{Tenant: "acme", After: "L3"}, "[L4]"},
 		{store.LotQuery{Tenant: "initech"}, "[]"},
 	}
-	for _, c := range cases {
-		got, err := f.s.Lots(f.ctx, c.q)
-		if err != nil {
-			t.Fatalf("Lots(%+v): %v", c.q, err)
-		}
-		if lotIDs(got) != c.want {
-			t.Errorf("Lots(%+v) = %s, want %s", c.q, lotIDs(got), c.want)
-		}
-	}
+	checkQueries(t, "Lots", cases, func(q store.LotQuery) ([]store.Lot, error) { return f.s.Lots(f.ctx, q) }, lotID)
 	got, _ := f.s.Lots(f.ctx, store.LotQuery{File: "F2"})
 	want := lots[2]
 	want.UpdatedAt = got[0].UpdatedAt
@@ -687,17 +670,7 @@ func testAnomalyQueries(f *fx) {
 	}, Transitions: []store.Transition{
 		{Kind: lifecycle.Anomaly, ID: "N4", From: lifecycle.AnomalyOpen, To: lifecycle.AnomalyResolved},
 	}})
-	ids := func(as []store.Anomaly) string {
-		var s []string
-		for _, a := range as {
-			s = append(s, a.ID)
-		}
-		return fmt.Sprint(s)
-	}
-	cases := []struct {
-		q    store.AnomalyQuery
-		want string
-	}{
+	cases := []query[store.AnomalyQuery]{
 		{store.AnomalyQuery{}, "[N1 N2 N3 N4]"},
 		{store.AnomalyQuery{Tenant: "acme"}, "[N1 N2 N4]"},
 		{store.AnomalyQuery{Kind: "arl_overdue"}, "[N2 N3]"},
@@ -707,15 +680,7 @@ func testAnomalyQueries(f *fx) {
 		{store.AnomalyQuery{Subject: "lot:L2"}, "[N2 N4]"},
 		{store.AnomalyQuery{After: "N1", Limit: 2}, "[N2 N3]"},
 	}
-	for _, c := range cases {
-		got, err := f.s.Anomalies(f.ctx, c.q)
-		if err != nil {
-			t.Fatalf("Anomalies(%+v): %v", c.q, err)
-		}
-		if ids(got) != c.want {
-			t.Errorf("Anomalies(%+v) = %s, want %s", c.q, ids(got), c.want)
-		}
-	}
+	checkQueries(t, "Anomalies", cases, func(q store.AnomalyQuery) ([]store.Anomaly, error) { return f.s.Anomalies(f.ctx, q) }, anomalyID)
 	if _, err := f.s.Anomaly(f.ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Anomaly(nope) = %v", err)
 	}

@@ -27,10 +27,7 @@ func testFlowQueries(f *fx) {
 		mk("L6", "acme", store.FlowSCOR, "L1", ""),
 	}
 	f.commit(&store.Change{Lots: lots})
-	cases := []struct {
-		q    store.LotQuery
-		want string
-	}{
+	cases := []query[store.LotQuery]{
 		{store.LotQuery{Flow: store.FlowB2}, "[L1 L2]"},
 		{store.LotQuery{Flow: store.FlowPEC}, "[L4 L5]"},
 		{store.LotQuery{Ref: "Q1"}, "[L4 L5]"},
@@ -39,15 +36,7 @@ func testFlowQueries(f *fx) {
 		{store.LotQuery{PEC: "PEC0000000000001"}, "[L4]"},
 		{store.LotQuery{Flow: store.FlowCertificate, Ref: "CERT-2"}, "[]"},
 	}
-	for _, c := range cases {
-		got, err := f.s.Lots(f.ctx, c.q)
-		if err != nil {
-			t.Fatalf("Lots(%+v): %v", c.q, err)
-		}
-		if lotIDs(got) != c.want {
-			t.Errorf("Lots(%+v) = %s, want %s", c.q, lotIDs(got), c.want)
-		}
-	}
+	checkQueries(t, "Lots", cases, func(q store.LotQuery) ([]store.Lot, error) { return f.s.Lots(f.ctx, q) }, lotID)
 	// A later Put sets the business status and the granted PEC number.
 	l4 := lots[3]
 	l4.Status, l4.PEC = "agreement", "PEC0000000000002"
@@ -80,17 +69,7 @@ func testFindInvoices(f *fx) {
 			inv("I4", "L2", "globex", "000000003", ""),
 		},
 	})
-	ids := func(is []store.Invoice) string {
-		out := make([]string, len(is))
-		for i, v := range is {
-			out[i] = v.ID
-		}
-		return fmt.Sprint(out)
-	}
-	cases := []struct {
-		q    store.InvoiceQuery
-		want string
-	}{
+	cases := []query[store.InvoiceQuery]{
 		{store.InvoiceQuery{Number: "000000001"}, "[I1 I3]"},
 		{store.InvoiceQuery{Number: "000000001", Tenant: "globex"}, "[I3]"},
 		{store.InvoiceQuery{PEC: "PEC0000000000001"}, "[I2 I3]"},
@@ -99,15 +78,8 @@ func testFindInvoices(f *fx) {
 		{store.InvoiceQuery{Number: "000000001", Limit: 1}, "[I1]"},
 		{store.InvoiceQuery{Number: "999"}, "[]"},
 	}
-	for _, c := range cases {
-		got, err := f.s.FindInvoices(f.ctx, c.q)
-		if err != nil {
-			t.Fatalf("FindInvoices(%+v): %v", c.q, err)
-		}
-		if ids(got) != c.want {
-			t.Errorf("FindInvoices(%+v) = %s, want %s", c.q, ids(got), c.want)
-		}
-	}
+	checkQueries(t, "FindInvoices", cases, func(q store.InvoiceQuery) ([]store.Invoice, error) { return f.s.FindInvoices(f.ctx, q) },
+		func(v store.Invoice) string { return v.ID })
 	if _, err := f.s.FindInvoices(f.ctx, store.InvoiceQuery{Tenant: "acme"}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("FindInvoices without a key = %v, want ErrInvalid", err)
 	}
@@ -181,17 +153,7 @@ func testAnomaliesBySLA(f *fx) {
 		mk("A5", "acme", "k1", 0, true),
 		mk("A6", "acme", "k1", 2*time.Hour, false),
 	}, Transitions: []store.Transition{{Kind: lifecycle.Anomaly, ID: "A6", From: lifecycle.AnomalyOpen, To: lifecycle.AnomalyResolved}}})
-	ids := func(as []store.Anomaly) string {
-		out := make([]string, len(as))
-		for i, a := range as {
-			out[i] = a.ID
-		}
-		return fmt.Sprint(out)
-	}
-	cases := []struct {
-		q    store.AnomalyQuery
-		want string
-	}{
+	cases := []query[store.AnomalyQuery]{
 		{store.AnomalyQuery{BySLA: true}, "[A5 A2 A4 A6 A3 A1]"},
 		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen}, "[A5 A2 A4 A3 A1]"},
 		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, Tenant: "acme"}, "[A5 A2 A4 A1]"},
@@ -200,13 +162,5 @@ func testAnomaliesBySLA(f *fx) {
 		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, After: "A2", AfterSLA: now.Add(time.Hour), Limit: 2}, "[A4 A3]"},
 		{store.AnomalyQuery{BySLA: true, State: lifecycle.AnomalyOpen, After: "A4", AfterSLA: now.Add(time.Hour)}, "[A3 A1]"},
 	}
-	for _, c := range cases {
-		got, err := f.s.Anomalies(f.ctx, c.q)
-		if err != nil {
-			t.Fatalf("Anomalies(%+v): %v", c.q, err)
-		}
-		if ids(got) != c.want {
-			t.Errorf("Anomalies(%+v) = %s, want %s", c.q, ids(got), c.want)
-		}
-	}
+	checkQueries(t, "Anomalies", cases, func(q store.AnomalyQuery) ([]store.Anomaly, error) { return f.s.Anomalies(f.ctx, q) }, anomalyID)
 }

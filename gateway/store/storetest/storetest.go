@@ -17,6 +17,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -212,3 +213,38 @@ func wantErr(t *testing.T, what string, err, target error) {
 		t.Fatalf("%s: got error %v, want %v", what, err, target)
 	}
 }
+
+// query is one listing case: a query and the ids it must list, in order
+// ("[A B]", "[]" for none).
+type query[Q any] struct {
+	q    Q
+	want string
+}
+
+// checkQueries runs every case through list (name is the Store method, for
+// the messages) and compares the ids listed.
+func checkQueries[Q, R any](t *testing.T, name string, cases []query[Q], list func(Q) ([]R, error), id func(R) string) {
+	t.Helper()
+	for _, c := range cases {
+		got, err := list(c.q)
+		if err != nil {
+			t.Fatalf("%s(%+v): %v", name, c.q, err)
+		}
+		if ids := idList(got, id); ids != c.want {
+			t.Errorf("%s(%+v) = %s, want %s", name, c.q, ids, c.want)
+		}
+	}
+}
+
+// idList prints the ids of rs in order, "[A B]".
+func idList[R any](rs []R, id func(R) string) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = id(r)
+	}
+	return fmt.Sprint(out)
+}
+
+func lotID(l store.Lot) string { return l.ID }
+
+func anomalyID(a store.Anomaly) string { return a.ID }
