@@ -57,16 +57,8 @@ func newHTTPSEnv(t *testing.T, cfg sim.Config) *httpsEnv {
 	e := &httpsEnv{clock: sim.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
 	cfg.KeyBits, cfg.Clock, cfg.HTTPSClientCAs = 1024, e.clock, pool
 	cfg.Sink = sim.SinkFunc(func(context.Context, sim.Return) error { return nil })
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSim(t, cfg)
 	e.sim = s
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	ssa, err := s.StartSSA("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

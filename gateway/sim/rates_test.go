@@ -46,16 +46,8 @@ func newTimedEnv(t *testing.T, cfg sim.Config) (*env, *timedSink) {
 	e := &env{clock: sim.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
 	ts := &timedSink{clock: e.clock}
 	cfg.Mailboxes, cfg.KeyBits, cfg.Clock, cfg.Sink = []string{box}, 1024, e.clock, ts
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSim(t, cfg)
 	e.sim = s
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	addr, err := s.StartSMTP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

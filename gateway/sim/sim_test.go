@@ -49,21 +49,29 @@ type env struct {
 	addr  string // SMTP address
 }
 
-func newEnv(t *testing.T, cfg sim.Config) *env {
+// openSim starts a simulator on cfg, closed (and checked) when the test
+// ends.
+func openSim(t *testing.T, cfg sim.Config) *sim.Sim {
 	t.Helper()
-	e := &env{sink: &sink{}, clock: sim.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	cfg.Mailboxes, cfg.KeyBits, cfg.Clock, cfg.Sink = []string{box}, 1024, e.clock, e.sink
-	cfg.ARLDelay, cfg.RSPDelay = time.Hour, 24*time.Hour
 	s, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sim = s
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
 	})
+	return s
+}
+
+func newEnv(t *testing.T, cfg sim.Config) *env {
+	t.Helper()
+	e := &env{sink: &sink{}, clock: sim.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
+	cfg.Mailboxes, cfg.KeyBits, cfg.Clock, cfg.Sink = []string{box}, 1024, e.clock, e.sink
+	cfg.ARLDelay, cfg.RSPDelay = time.Hour, 24*time.Hour
+	s := openSim(t, cfg)
+	e.sim = s
 	addr, err := s.StartSMTP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
