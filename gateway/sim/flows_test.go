@@ -3,14 +3,9 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -22,23 +17,16 @@ import (
 	"github.com/octgw/oct/gateway/deliver/fhir"
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
 	"github.com/octgw/oct/gateway/sim"
+	"github.com/octgw/oct/internal/testenv"
 	"github.com/octgw/oct/referentials"
 )
 
 func gatewayCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "oct-gateway"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
+	cert, c := testenv.ClientCert(t, "oct-gateway")
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}, pool
+	return cert, pool
 }
 
 // httpsEnv is a Sim with its SSA and AMC HTTPS endpoints, mTLS with a

@@ -2,16 +2,11 @@ package fhir_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,29 +17,16 @@ import (
 	"github.com/octgw/oct/gateway/deliver"
 	"github.com/octgw/oct/gateway/deliver/fhir"
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
+	"github.com/octgw/oct/internal/testenv"
 	"github.com/octgw/oct/referentials"
 )
-
-func clientCert(t *testing.T, cn string) (tls.Certificate, *x509.Certificate) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}, c
-}
 
 // mtlsServer starts an httptest TLS server that requires a client
 // certificate signed by (equal to) client, and returns the config a sender
 // needs to reach it.
 func mtlsServer(t *testing.T, h http.Handler) (*httptest.Server, dhttps.Config) {
 	t.Helper()
-	cc, cx := clientCert(t, "oct-gateway")
+	cc, cx := testenv.ClientCert(t, "oct-gateway")
 	pool := x509.NewCertPool()
 	pool.AddCert(cx)
 	srv := httptest.NewUnstartedServer(h)

@@ -17,6 +17,7 @@ import (
 	"github.com/octgw/oct/formats/certificate"
 	"github.com/octgw/oct/gateway/deliver/fhir"
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
+	"github.com/octgw/oct/internal/testenv"
 )
 
 // feedServer serves GET /ssa/<ep>/Task with FHIR search semantics over a
@@ -225,7 +226,7 @@ func TestPollerRunStops(t *testing.T) {
 }
 
 func TestPollerConfig(t *testing.T) {
-	cc, _ := clientCert(t, "x")
+	cc, _ := testenv.ClientCert(t, "x")
 	base := fhir.PollerConfig{HTTPS: cfgWith(cc), Handler: &recorder{}, Cursors: fhir.FileCursors{Dir: t.TempDir()}}
 	for name, mod := range map[string]func(*fhir.PollerConfig){
 		"no handler": func(c *fhir.PollerConfig) { c.Handler = nil },

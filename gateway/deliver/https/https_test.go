@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -20,25 +15,12 @@ import (
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
 	"github.com/octgw/oct/gateway/signing"
 	"github.com/octgw/oct/gateway/sim"
+	"github.com/octgw/oct/internal/testenv"
 	"github.com/octgw/oct/referentials"
 )
 
-func clientCert(t *testing.T, cn string) (tls.Certificate, *x509.Certificate) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}, c
-}
-
 func sign(t *testing.T, data []byte) []byte {
-	tc, c := clientCert(t, "signer")
+	tc, c := testenv.ClientCert(t, "signer")
 	sw, _ := signing.NewSoftware("t", tc.PrivateKey.(*ecdsa.PrivateKey), c)
 	cms, err := signing.SignCMS(context.Background(), sw, c, data, signing.Detached())
 	if err != nil {
@@ -51,7 +33,7 @@ func sign(t *testing.T, data []byte) []byte {
 // certificate it verifies; status classes; an unknown client certificate
 // is refused permanently.
 func TestHTTPSmTLS(t *testing.T) {
-	good, goodX := clientCert(t, "oct-gateway")
+	good, goodX := testenv.ClientCert(t, "oct-gateway")
 	pool := x509.NewCertPool()
 	pool.AddCert(goodX)
 	s, err := sim.New(sim.Config{KeyBits: 1024, HTTPSClientCAs: pool, Clock: sim.NewFakeClock(time.Now()),
@@ -99,7 +81,7 @@ func TestHTTPSmTLS(t *testing.T) {
 			t.Fatalf("%d: %v", tc.code, err)
 		}
 	}
-	other, _ := clientCert(t, "intruder")
+	other, _ := testenv.ClientCert(t, "intruder")
 	bad, _ := dhttps.New(dhttps.Config{ClientCert: other, RootCAs: s.RootCAs()})
 	defer bad.CloseIdleConnections()
 	// With TLS 1.3 the server checks the client certificate after the

@@ -15,6 +15,7 @@ import (
 	"github.com/octgw/oct/gateway/deliver"
 	dhttps "github.com/octgw/oct/gateway/deliver/https"
 	"github.com/octgw/oct/gateway/sim"
+	"github.com/octgw/oct/internal/testenv"
 	"github.com/octgw/oct/referentials"
 )
 
@@ -23,7 +24,7 @@ import (
 // verified by the AMC; an invalid message is a permanent error with the
 // findings in the reply.
 func TestPECThroughSim(t *testing.T) {
-	good, goodX := clientCert(t, "oct-gateway")
+	good, goodX := testenv.ClientCert(t, "oct-gateway")
 	pool := x509.NewCertPool()
 	pool.AddCert(goodX)
 	s, err := sim.New(sim.Config{KeyBits: 1024, HTTPSClientCAs: pool, Clock: sim.NewFakeClock(time.Now()), PECAgreementRate: 1,
@@ -111,7 +112,7 @@ func TestPECBadAnswer(t *testing.T) {
 	srv.TLS = nil
 	srv.StartTLS()
 	defer srv.Close()
-	good, _ := clientCert(t, "oct")
+	good, _ := testenv.ClientCert(t, "oct")
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	snd, _ := dhttps.New(dhttps.Config{ClientCert: good, RootCAs: pool})
