@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,20 +17,19 @@ import (
 	"github.com/octgw/oct/internal/testenv"
 )
 
-// TestBrowser drives the console in headless Chromium as an agent would:
-// log in, filter the queue, open an anomaly, assign it, comment, resolve,
-// and take a screenshot (see artifactDir).
-func TestBrowser(t *testing.T) {
-	e := newEnv(t)
-	ctx := testenv.Chromium(t, 0)
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	steps := func(what string, a ...chromedp.Action[chromedp.Void]) {
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+// browserHelpers returns, for the Chromium tab ctx, steps (run actions,
+// fail the test with what they were for) and text (the text of the first
+// element matching a CSS selector).
+func browserHelpers(t *testing.T, ctx context.Context) (steps func(what string, a ...chromedp.Action[chromedp.Void]), text func(sel string) string) {
+	steps = func(what string, a ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, a...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	text := func(sel string) string {
+	text = func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
 		if err != nil {
@@ -37,6 +37,16 @@ func TestBrowser(t *testing.T) {
 		}
 		return s
 	}
+	return steps, text
+}
+
+// TestBrowser drives the console in headless Chromium as an agent would:
+// log in, filter the queue, open an anomaly, assign it, comment, resolve,
+// and take a screenshot (see artifactDir).
+func TestBrowser(t *testing.T) {
+	e := newEnv(t)
+	ctx := testenv.Chromium(t, 0)
+	steps, text := browserHelpers(t, ctx)
 	steps("log in",
 		chromedp.EmulateViewport(1280, 1000),
 		chromedp.Navigate(e.srv.URL+"/console/"),
@@ -144,21 +154,7 @@ func TestBrowserRoles(t *testing.T) {
 		e.f.Anomaly("A"+id[1:], anomalies.KindDeliveryFailed, "lot:"+id, "beta", "CPAM-130", 4*time.Hour)
 	}
 	ctx := testenv.Chromium(t, 0)
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	steps := func(what string, a ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, a...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	steps, text := browserHelpers(t, ctx)
 	dir := artifactDir(t)
 	shot := func(name string) {
 		t.Helper()
