@@ -108,14 +108,11 @@ func TestIntakeFollowedMatchesIntake(t *testing.T) {
 				t.Fatalf("taken in without reading again: %v, want %v", fl.Followed(), tc.wantOK)
 			}
 			// The blob holds exactly the bytes.
-			rc, err := g.Blobs().Open(ctx, got.SHA256)
+			stored, err := g.readBlob(ctx, got.SHA256)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stored bytes.Buffer
-			_, _ = stored.ReadFrom(rc)
-			rc.Close()
-			if !bytes.Equal(stored.Bytes(), tc.data) {
+			if !bytes.Equal(stored, tc.data) {
 				t.Fatal("the stored blob differs from the upload")
 			}
 			waitGoroutines(t, before)

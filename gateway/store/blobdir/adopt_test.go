@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -46,13 +45,7 @@ func TestAdoptLinksTheFileWithoutCopying(t *testing.T) {
 	if err != nil || size != int64(len(data)) || !bytes.Equal(tee.Bytes(), data) {
 		t.Fatalf("adopt: %v size %d tee %d", err, size, tee.Len())
 	}
-	rc, err := d.Open(context.Background(), sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(rc)
-	rc.Close()
-	if !bytes.Equal(got, data) {
+	if !bytes.Equal(readAll(t, d, sum), data) {
 		t.Fatal("blob content differs")
 	}
 	p, _ := d.Path(sum)

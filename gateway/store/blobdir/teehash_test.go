@@ -66,13 +66,7 @@ func TestPutLargeBlobIntact(t *testing.T) {
 	if err != nil || size != int64(len(data)) {
 		t.Fatalf("put: %d %v", size, err)
 	}
-	rc, err := d.Open(context.Background(), sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(rc)
-	rc.Close()
-	if !bytes.Equal(got, data) {
+	if !bytes.Equal(readAll(t, d, sum), data) {
 		t.Fatal("blob differs from what was put")
 	}
 }
