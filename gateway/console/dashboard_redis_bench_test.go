@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,8 +12,6 @@ import (
 	"github.com/octgw/oct/anomalies"
 	"github.com/octgw/oct/anomalies/anomaliestest"
 	"github.com/octgw/oct/gateway/console"
-	"github.com/octgw/oct/gateway/lifecycle"
-	"github.com/octgw/oct/gateway/store"
 	"github.com/octgw/oct/gateway/store/redis"
 	"github.com/octgw/oct/internal/testenv"
 )
@@ -33,20 +30,7 @@ func BenchmarkDashboardRedis(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	const n = 20000
-	if _, _, err := st.CreateFile(ctx, store.File{ID: "FBIG", Tenant: "acme", Channel: "api", SHA256: "00", State: lifecycle.FileReceived}, nil); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < n; i += 500 {
-		c := &store.Change{Actor: "bench"}
-		for j := i; j < i+500; j++ {
-			c.Lots = append(c.Lots, store.Lot{ID: fmt.Sprintf("B%06d", j), File: "FBIG", Tenant: "acme", Index: j, Emitter: "750000001",
-				Number: j%999 + 1, Date: "2026-03-02", Destination: "CPAM-751", State: lifecycle.LotCreated})
-		}
-		if err := st.Commit(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
+	seedLots(b, ctx, st, 20000, 500)
 	q, _ := anomalies.New(anomalies.Options{Store: st, Clock: f.Clock})
 	var agents []console.Agent
 	for _, a := range testAgents {

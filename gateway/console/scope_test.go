@@ -375,22 +375,13 @@ func TestReferentialsPage(t *testing.T) {
 		t.Fatalf("unknown version: %d", code)
 	}
 	// not configured: the page says so
-	q, _ := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
 	var none *referentials.Repo // a node without referential passes a typed nil
-	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, Referentials: none,
-		SecureCookie: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	e2 := &env{t: t, f: e.f, srv: srv, c: &http.Client{CheckRedirect: e.c.CheckRedirect}}
-	e2.c.Jar, _ = cookiejar.New(nil)
+	e2 := e.other(console.Options{Referentials: none, SecureCookie: true})
 	code, _, h := e2.do("POST", "/console/login", url.Values{"name": {"root"}, "password": {"secret-root"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Set-Cookie"), "; Secure") {
 		t.Fatalf("SecureCookie: %d %q", code, h.Get("Set-Cookie"))
 	}
-	e2.c.Jar.SetCookies(mustURL(t, srv.URL+"/console/"), []*http.Cookie{{Name: "oct_console", Value: cookieValue(h.Get("Set-Cookie"))}})
+	e2.c.Jar.SetCookies(mustURL(t, e2.srv.URL+"/console/"), []*http.Cookie{{Name: "oct_console", Value: cookieValue(h.Get("Set-Cookie"))}})
 	if _, page, _ := e2.do("GET", "/console/lot/L1", nil); strings.Contains(page, "raw-lot") {
 		t.Fatal("a download link without blobs")
 	}
@@ -476,15 +467,7 @@ func cookieValue(setCookie string) string {
 // answers, with what it counted and a note.
 func TestDashboardBudget(t *testing.T) {
 	e := newEnv(t)
-	q, _ := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
-	c, err := console.New(console.Options{Store: e.f.Store, Queue: q, Agents: e.agents, Clock: e.f.Clock, DashboardBudget: time.Nanosecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	t.Cleanup(srv.Close)
-	e2 := &env{t: t, f: e.f, srv: srv, c: &http.Client{CheckRedirect: e.c.CheckRedirect}}
-	e2.c.Jar, _ = cookiejar.New(nil)
+	e2 := e.other(console.Options{DashboardBudget: time.Nanosecond})
 	e2.login("alice")
 	code, page, _ := e2.do("GET", "/console/dashboard", nil)
 	if code != http.StatusOK || !strings.Contains(page, `id="count-cut"`) || !strings.Contains(page, `id="arl-rate"`) {
@@ -522,4 +505,24 @@ func TestDashboardCommonState(t *testing.T) {
 			t.Errorf("%s: lacks %s", who, want)
 		}
 	}
+}
+
+// other is a second console over e's store and agents, with o's other
+// options (a queue of its own, no blobs), served with a fresh client.
+func (e *env) other(o console.Options) *env {
+	e.t.Helper()
+	q, err := anomalies.New(anomalies.Options{Store: e.f.Store, Clock: e.f.Clock})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	o.Store, o.Queue, o.Agents, o.Clock = e.f.Store, q, e.agents, e.f.Clock
+	c, err := console.New(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	e.t.Cleanup(srv.Close)
+	e2 := &env{t: e.t, f: e.f, srv: srv, c: &http.Client{CheckRedirect: e.c.CheckRedirect}}
+	e2.c.Jar, _ = cookiejar.New(nil)
+	return e2
 }
