@@ -156,6 +156,7 @@ type SFTP struct {
 	MaxUploads     int    `yaml:"max_uploads"`
 	DiskQuota      Size   `yaml:"disk_quota"`
 	MaxFollowed    int    `yaml:"max_followed"`
+	BufferedWrites bool   `yaml:"buffered_writes"`
 }
 
 // SMTP is the IRIS/B2 mail intake (STARTTLS required before AUTH).

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,12 +86,21 @@ func newGatewayIntaker(t *testing.T) *followRecorder {
 // upload as its bytes arrive, whatever order the client writes them in,
 // and takes it in at close without reading it again; when it cannot vouch
 // for the bytes (written twice, a gap wider than maxPending), the take-in
-// reads the file, with the same acknowledgement.
+// reads the file, with the same acknowledgement. Both with direct writes
+// (the default: whole 1 MiB blocks with O_DIRECT, the rest through the
+// page cache) and with Config.BufferedWrites.
 func TestUploadFollowedByTheGateway(t *testing.T) {
+	for _, buffered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) { testUploadFollowed(t, buffered) })
+	}
+}
+
+func testUploadFollowed(t *testing.T, buffered bool) {
 	rec := newGatewayIntaker(t)
 	e := startEnv(t, func(c *Config) {
 		c.Intaker = rec
 		c.Limits = func(string) Limits { return Limits{MaxFileSize: 64 << 20, DiskQuota: 1 << 30} }
+		c.BufferedWrites = buffered
 	})
 	c := e.client("acme")
 	data := b2OfSize(t, 6<<20)
@@ -161,6 +172,73 @@ func TestUploadFollowedByTheGateway(t *testing.T) {
 			}
 		})
 	}
+	// Every case wrote whole blocks directly before anything stopped the
+	// following, unless buffered (or on a filesystem refusing O_DIRECT).
+	if n := e.srv.directBlocks.Load(); buffered && n != 0 {
+		t.Fatalf("%d blocks written directly with BufferedWrites", n)
+	} else if !buffered && n == 0 && !e.srv.noDirect.Load() {
+		t.Fatal("no block written directly")
+	}
+}
+
+// TestDirectWritesRefused: where the filesystem refuses O_DIRECT (EINVAL),
+// the upload goes on through the page cache, still followed, and the
+// next uploads do not try again; another failure of a direct write fails
+// the upload, which is not taken in.
+func TestDirectWritesRefused(t *testing.T) {
+	data := b2OfSize(t, 3<<20)
+	t.Run("einval", func(t *testing.T) {
+		rec := newGatewayIntaker(t)
+		e := startEnv(t, func(c *Config) { c.Intaker = rec })
+		tries := 0
+		e.srv.openDirect = func(*os.File) (*os.File, error) {
+			tries++
+			return nil, &os.PathError{Op: "open", Path: "/proc/self/fd/N", Err: syscall.EINVAL}
+		}
+		c := e.client("acme")
+		for i, name := range []string{"A.b2", "B.b2"} {
+			d := append([]byte(nil), data...)
+			copy(d[49:55], fmt.Sprintf("%06d", i+1))
+			copy(d[len(d)-128+49:len(d)-128+55], fmt.Sprintf("%06d", i+1))
+			if err := put(t, c, mailbox.Inbox+"/"+name, d); err != nil {
+				t.Fatal(err)
+			}
+			if !rec.last(t) {
+				t.Fatalf("%s not followed", name)
+			}
+			ack := outboxAck(t, e, "acme", name)
+			sum := sha256.Sum256(d)
+			if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Fatalf("%s: acknowledgement %+v", name, ack)
+			}
+		}
+		if tries != 1 || !e.srv.noDirect.Load() || e.srv.directBlocks.Load() != 0 {
+			t.Fatalf("direct opens tried %d times (want 1), noDirect %v, %d blocks", tries, e.srv.noDirect.Load(), e.srv.directBlocks.Load())
+		}
+	})
+	t.Run("write-error", func(t *testing.T) {
+		rec := newGatewayIntaker(t)
+		e := startEnv(t, func(c *Config) { c.Intaker = rec })
+		// A descriptor that cannot write: the first block fails (EBADF).
+		e.srv.openDirect = func(f *os.File) (*os.File, error) { return os.Open(f.Name()) }
+		c := e.client("acme")
+		if err := put(t, c, mailbox.Inbox+"/C.b2", data); err == nil {
+			t.Fatal("upload succeeded though its writes failed")
+		}
+		e.logs.waitLog(t, "sftp upload write failed")
+		rec.mu.Lock()
+		n := len(rec.followed)
+		rec.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%d files taken in", n)
+		}
+		if names := e.folderNames("acme", mailbox.Inbox); len(names) != 0 {
+			t.Fatalf("inbox holds %v", names)
+		}
+		if e.srv.noDirect.Load() {
+			t.Fatal("a write error is not a refusal of O_DIRECT")
+		}
+	})
 }
 
 // writeChunks uploads data with one WriteAt per chunk, in the given order.

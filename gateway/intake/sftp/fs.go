@@ -248,6 +248,9 @@ func (h *handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 				continue
 			}
 			if info, err := e.Info(); err == nil {
+				if l.folder == mailbox.Inbox {
+					info = h.s.liveInfo(h.tenant, info.Name(), info)
+				}
 				out = append(out, info)
 			}
 		}
@@ -280,6 +283,9 @@ func (h *handlers) stat(p string) (sftp.ListerAt, error) {
 	}
 	if l.name != "" && !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: not a regular file", errNoSuchFile)
+	}
+	if l.folder == mailbox.Inbox && l.name != "" {
+		info = h.s.liveInfo(h.tenant, l.name, info)
 	}
 	return listerAt{info}, nil
 }

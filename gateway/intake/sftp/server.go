@@ -78,6 +78,11 @@ type Config struct {
 	// written out of order. Uploads beyond it are taken in at close, by
 	// reading the file (slower, no more memory).
 	MaxFollowed int
+	// BufferedWrites writes followed uploads through the page cache, as
+	// the others, instead of 1 MiB O_DIRECT blocks (direct.go). Direct
+	// writes fall back to it by themselves where the filesystem refuses
+	// O_DIRECT.
+	BufferedWrites bool
 }
 
 // Server is the SFTP intake server.
@@ -95,10 +100,10 @@ type Server struct {
 	mu        sync.Mutex
 	conns     map[net.Conn]struct{}
 	listeners map[net.Listener]struct{}
-	sessions  map[string]int             // tenant -> open connections
-	rates     map[string]*window         // tenant -> files in the last minute
-	reserved  map[string]int64           // tenant -> bytes of uploads in progress
-	writing   map[string]map[string]bool // tenant -> inbox names open for writing
+	sessions  map[string]int                // tenant -> open connections
+	rates     map[string]*window            // tenant -> files in the last minute
+	reserved  map[string]int64              // tenant -> bytes of uploads in progress
+	writing   map[string]map[string]*upload // tenant -> inbox names open for writing (the upload when direct)
 	fails     *penalty.Table
 	followed  int // uploads followed now (MaxFollowed)
 	// parked: followers of uploads closed under a temporary name, waiting
@@ -106,6 +111,14 @@ type Server struct {
 	parked map[string]map[string]parkedFollow
 	// usageCache: tenant tree sizes, see usage.
 	usageCache map[string]usageEntry
+	// stages: staging blocks of direct writes; noDirect: the inbox
+	// filesystem refused O_DIRECT once, no upload tries again.
+	stages   sync.Pool
+	noDirect atomic.Bool
+	// openDirect reopens an upload for direct writes (reopenDirect; tests
+	// make it fail); directBlocks counts the blocks written so.
+	openDirect   func(*os.File) (*os.File, error)
+	directBlocks atomic.Int64
 }
 
 // New checks cfg and returns a server. Nothing runs until Serve.
@@ -159,10 +172,11 @@ func New(cfg Config) (*Server, error) {
 		sessions:   make(map[string]int),
 		rates:      make(map[string]*window),
 		reserved:   make(map[string]int64),
-		writing:    make(map[string]map[string]bool),
+		writing:    make(map[string]map[string]*upload),
 		parked:     make(map[string]map[string]parkedFollow),
 		fails:      penalty.New(cfg.LoginDelay, cfg.MaxLoginDelay, time.Hour, 10000),
 		usageCache: make(map[string]usageEntry),
+		openDirect: reopenDirect,
 	}, nil
 }
 

@@ -55,6 +55,7 @@ type upload struct {
 	// the gap is filled, at most maxPending bytes, else following stops and
 	// the take-in reads the file as usual.
 	fl      *gateway.Follower // nil: not following (or no longer)
+	ds      *directStage      // direct writes (direct.go); nil: page cache
 	next    int64
 	pending map[int64][]byte
 	held    int      // bytes in pending
@@ -76,7 +77,7 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 	t := h.tenant
 	lim := s.cfg.Limits(t).withDefaults()
 	s.mu.Lock()
-	if s.writing[t][name] {
+	if _, busy := s.writing[t][name]; busy {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: an upload of %s is in progress", sftp.ErrSSHFxFailure, name)
 	}
@@ -91,9 +92,9 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		return nil, &refusal{code: CodeRateLimited, msg: fmt.Sprintf("more than %d files per minute, try again later", lim.FilesPerMinute)}
 	}
 	if s.writing[t] == nil {
-		s.writing[t] = make(map[string]bool)
+		s.writing[t] = make(map[string]*upload)
 	}
-	s.writing[t][name] = true
+	s.writing[t][name] = nil
 	s.mu.Unlock()
 
 	release := func() { s.releaseName(t, name) }
@@ -126,6 +127,12 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		// A temporary name is followed too, and parked at close until its
 		// rename; flows are told by the final name.
 		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: finalName(name), Remote: h.remote})
+		if !s.cfg.BufferedWrites && !s.noDirect.Load() {
+			u.ds = s.getStage()
+			s.mu.Lock()
+			s.writing[t][name] = u // stat asks it the size (liveInfo)
+			s.mu.Unlock()
+		}
 	}
 	if room < u.max {
 		u.max, u.over = room, CodeQuota
@@ -148,15 +155,15 @@ func (s *Server) holdNames(tenant string, names ...string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range names {
-		if s.writing[tenant][n] {
+		if _, busy := s.writing[tenant][n]; busy {
 			return false
 		}
 	}
 	if s.writing[tenant] == nil {
-		s.writing[tenant] = make(map[string]bool)
+		s.writing[tenant] = make(map[string]*upload)
 	}
 	for _, n := range names {
-		s.writing[tenant][n] = true
+		s.writing[tenant][n] = nil
 	}
 	return true
 }
@@ -164,7 +171,8 @@ func (s *Server) holdNames(tenant string, names ...string) bool {
 func (s *Server) isWriting(tenant, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.writing[tenant][name]
+	_, busy := s.writing[tenant][name]
+	return busy
 }
 
 // countFile records one file toward the tenant's files-per-minute limit.
@@ -199,10 +207,23 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 		}
 		return 0, u.refused
 	}
+	if u.ds != nil {
+		// Direct writes: the bytes reach the file in order, staged (or
+		// held until the gap before them is filled).
+		kept := u.follow(p, off)
+		if u.werr != nil {
+			return 0, u.werr
+		}
+		if kept {
+			u.end = max(u.end, off+int64(len(p)))
+			return len(p), nil
+		}
+		// Following stopped (and with it the direct writes, everything
+		// staged and held being in the file now): p goes as usual.
+	}
 	n, err := u.f.WriteAt(p, off)
 	if err != nil {
-		u.werr = fmt.Errorf("%w: write failed", sftp.ErrSSHFxFailure)
-		u.s.log.Error("sftp upload write failed", "tenant", u.h.tenant, "err", err)
+		u.failWrite(err)
 		return n, u.werr
 	}
 	u.end = max(u.end, off+int64(n))
@@ -217,14 +238,13 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// follow gives the follower the bytes just written at off, in order: at
-// once when they continue what it has, else held until the gap is filled.
-// Bytes written twice, or too much held, stop the following.
-func (u *upload) follow(p []byte, off int64) {
+// follow gives the follower the bytes written at off, in order: at once
+// when they continue what it has, else held until the gap is filled. Bytes
+// written twice, or too much held, stop the following: false.
+func (u *upload) follow(p []byte, off int64) bool {
 	switch {
 	case off == u.next:
-		_, _ = u.fl.Write(p)
-		u.next += int64(len(p))
+		u.inOrder(p)
 		for u.fl != nil {
 			b, ok := u.pending[u.next]
 			if !ok {
@@ -232,10 +252,10 @@ func (u *upload) follow(p []byte, off int64) {
 			}
 			delete(u.pending, u.next)
 			u.held -= len(b)
-			_, _ = u.fl.Write(b)
-			u.next += int64(len(b))
+			u.inOrder(b)
 			u.spare = append(u.spare, b[:0])
 		}
+		return true
 	case off > u.next && u.held+len(p) <= maxPending && u.pending[off] == nil:
 		var b []byte
 		if k := len(u.spare); k > 0 && cap(u.spare[k-1]) >= len(p) {
@@ -247,14 +267,27 @@ func (u *upload) follow(p []byte, off int64) {
 		}
 		u.pending[off] = b
 		u.held += len(b)
+		return true
 	default:
 		u.unfollow()
+		return false
 	}
+}
+
+// inOrder hands the next bytes of the file to the follower (and, with
+// direct writes, to the file).
+func (u *upload) inOrder(b []byte) {
+	if u.ds != nil {
+		u.stage(b)
+	}
+	_, _ = u.fl.Write(b)
+	u.next += int64(len(b))
 }
 
 // unfollow stops the following (its goroutine ends); the take-in reads the
 // file instead.
 func (u *upload) unfollow() {
+	u.undirect() // the staged and held bytes to the file first
 	if u.fl != nil {
 		u.fl.Abort()
 		u.fl = nil
@@ -374,10 +407,11 @@ func (u *upload) Close() error {
 		return nil
 	}
 	u.closed = true
-	lost, refused, werr := u.lost, u.refused, u.werr
-	if u.fl != nil && (lost != nil || refused != nil || werr != nil || len(u.pending) > 0 || u.next != u.end) {
+	if u.fl != nil && (u.lost != nil || u.refused != nil || u.werr != nil || len(u.pending) > 0 || u.next != u.end) {
 		u.unfollow() // a gap never filled: the file is read at take-in
 	}
+	u.undirect() // the tail of the file, under a block
+	lost, refused, werr := u.lost, u.refused, u.werr
 	fl := u.fl
 	u.fl = nil // the close below ends it
 	u.mu.Unlock()
@@ -538,3 +572,30 @@ func (s *Server) forgetUsage(tenant string) {
 	delete(s.usageCache, tenant)
 	s.mu.Unlock()
 }
+
+// liveInfo is info of inbox/<name> with, while it is uploaded with direct
+// writes, the size the client wrote so far (staged and held bytes are not
+// in the file yet).
+func (s *Server) liveInfo(tenant, name string, info os.FileInfo) os.FileInfo {
+	s.mu.Lock()
+	u := s.writing[tenant][name]
+	s.mu.Unlock()
+	if u == nil {
+		return info
+	}
+	u.mu.Lock()
+	end := u.end
+	u.mu.Unlock()
+	if end <= info.Size() {
+		return info
+	}
+	return sizedInfo{info, end}
+}
+
+// sizedInfo is a FileInfo with another size.
+type sizedInfo struct {
+	os.FileInfo
+	size int64
+}
+
+func (i sizedInfo) Size() int64 { return i.size }
