@@ -74,16 +74,27 @@ type SFTPOptions struct {
 // "-" may fail without stopping the batch. Call Need(t, "sftp") first.
 func SFTPBatch(ctx context.Context, t testing.TB, o SFTPOptions, lines ...string) (string, error) {
 	t.Helper()
-	host, port, err := net.SplitHostPort(o.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	batch := filepath.Join(t.TempDir(), "batch")
 	if err := os.WriteFile(batch, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	cmd, err := SFTPCommand(ctx, o, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// SFTPCommand is the `sftp -b batch` command SFTPBatch runs, for callers
+// that run several at once (the batch file is theirs to write).
+func SFTPCommand(ctx context.Context, o SFTPOptions, batch string) (*exec.Cmd, error) {
+	host, port, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.CommandContext(ctx, "sftp", "-q", "-b", batch, "-P", port, "-i", o.Identity,
 		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
 		"-o", "UserKnownHostsFile="+o.KnownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
@@ -91,6 +102,5 @@ func SFTPBatch(ctx context.Context, t testing.TB, o SFTPOptions, lines ...string
 		o.User+"@"+host)
 	cmd.Dir = o.Dir
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return cmd, nil
 }

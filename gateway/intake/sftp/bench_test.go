@@ -3,8 +3,6 @@ package sftp
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,25 +31,37 @@ import (
 	"github.com/octgw/oct/internal/testenv"
 )
 
-// BenchmarkSFTPThroughput uploads the same files with the same client
-// (pkg/sftp, concurrent writes, 64 requests in flight per file) to OCT's
-// SFTP intake and to OpenSSH sshd + sftp-server, side by side in one run,
-// over loopback:
+// BenchmarkSFTPThroughput uploads the same files with the same client to
+// OCT's SFTP intake and to OpenSSH sshd + sftp-server, side by side in one
+// run, over loopback. Two clients, each against every server:
+//
+//   - pkg/sftp (large/sessions=N, small/sessions=N): concurrent writes, 64
+//     requests in flight per file, N SFTP sessions on one SSH connection,
+//     in this process (which also runs the OCT servers);
+//   - the OpenSSH sftp client (large/sftp-client/sessions=N): `sftp -b`
+//     with its defaults (64 requests of 32 KiB in flight, the cipher it
+//     prefers: chacha20-poly1305), N client processes each putting its
+//     share of the files, read from a local directory written (and synced)
+//     before the timing, as a vendor's script uploads.
+//
+// The servers:
 //
 //   - OCT ("oct"): this package's Server with a real gateway.Gateway
 //     (SQLite store with group commit, blobdir) as the Intaker, following
-//     each upload (hash and validation as the bytes arrive). A file's
-//     upload counts as done when the client's close returns, which is after
-//     the durable take-in (raw bytes and file row fsync'd, acknowledgement
-//     written to outbox/). The pipeline workers do not run: intake is what
-//     is measured.
-//   - OCT taking files in at close ("oct_atclose"): the same on its own
-//     gateway, the Intaker hiding gateway.FollowIntaker, so that each file
-//     is read, hashed and validated when the client closes it (as before
-//     following existed): the difference following makes, side by side.
+//     each upload (hash and validation as the bytes arrive, bytes written
+//     to disk in O_DIRECT blocks). A file's upload counts as done when the
+//     client's close returns, which is after the durable take-in (raw bytes
+//     and file row fsync'd, acknowledgement written to outbox/). The
+//     pipeline workers do not run: intake is what is measured.
+//   - "oct_buffered": the same with Config.BufferedWrites (the upload
+//     written through the page cache): what direct writes change.
+//   - "oct_atclose": the same, the Intaker hiding gateway.FollowIntaker, so
+//     that each file is read, hashed and validated when the client closes
+//     it (as before following existed): what following changes.
 //   - OpenSSH: /usr/sbin/sshd started from a temporary directory on a free
 //     loopback port, root logging in with a key, files written by
-//     sftp-server into a temporary directory (no fsync).
+//     sftp-server into a temporary directory (no fsync); "openssh_synced"
+//     is the same followed by a timed syncfs.
 //
 // The files are valid B2 (formats/b2fmt.Generate), each with a unique file
 // number so that none is an idempotent replay. Each round uploads the whole
@@ -64,7 +74,11 @@ import (
 func BenchmarkSFTPThroughput(b *testing.B) {
 	testenv.Integration(b)
 	sshd := testenv.StartSSHD(b) // skips unless root with openssh-server
-	octs := []*benchOCT{startBenchOCT(b, "oct", true), startBenchOCT(b, "oct_atclose", false)}
+	octs := []*benchOCT{
+		startBenchOCT(b, "oct", benchFollow),
+		startBenchOCT(b, "oct_buffered", benchFollowBuffered),
+		startBenchOCT(b, "oct_atclose", benchAtClose),
+	}
 
 	// pkg/sftp's request server handles open and close (where OCT takes a
 	// file in) one at a time per session, so parallel uploads use several
@@ -81,12 +95,25 @@ func BenchmarkSFTPThroughput(b *testing.B) {
 			benchUpload(b, octs, sshd, benchSet{files: 2000, size: 25_000, sessions: n})
 		})
 	}
+	// The same large files with the OpenSSH sftp client (`sftp -b`, its
+	// defaults: 64 requests of 32 KiB in flight), as vendors' scripts
+	// upload: one client process per session, each with its share of the
+	// files, reading them from a local directory written before the timing.
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("large/sftp-client/sessions=%d", n), func(b *testing.B) {
+			testenv.Need(b, "sftp")
+			benchUpload(b, octs, sshd, benchSet{files: 8, size: 25 << 20, sessions: n, opensshClient: true})
+		})
+	}
 }
 
 type benchSet struct {
 	files    int
 	size     int
 	sessions int // SFTP sessions on the one SSH connection, one file in flight on each
+	// opensshClient: upload with the OpenSSH sftp client instead, one
+	// process (and connection) per session.
+	opensshClient bool
 }
 
 // benchOCT is an OCT SFTP intake over a real gateway.
@@ -95,6 +122,7 @@ type benchOCT struct {
 	addr    string
 	hostKey ssh.PublicKey
 	key     ssh.Signer
+	keyPath string // key as an OpenSSH private key file
 	tenant  string
 	dir     string // mailbox root
 }
@@ -103,9 +131,18 @@ type benchOCT struct {
 // takes each file in at close, reading it (the way before following).
 type closeOnly struct{ Intaker }
 
-// startBenchOCT starts an OCT SFTP intake over its own gateway; follow
-// false takes files in at close instead of following the uploads.
-func startBenchOCT(b *testing.B, name string, follow bool) *benchOCT {
+// benchMode is how a benchmarked OCT takes files in.
+type benchMode int
+
+const (
+	benchFollow         benchMode = iota // following the uploads, direct writes (the default)
+	benchFollowBuffered                  // following, writes through the page cache (Config.BufferedWrites)
+	benchAtClose                         // at close, reading the file (the Intaker hides FollowIntaker)
+)
+
+// startBenchOCT starts an OCT SFTP intake over its own gateway, taking
+// files in as mode says.
+func startBenchOCT(b *testing.B, name string, mode benchMode) *benchOCT {
 	ctx := context.Background()
 	dir := b.TempDir()
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(dir, "oct.db"), Logger: slog.New(slog.DiscardHandler)})
@@ -127,16 +164,10 @@ func startBenchOCT(b *testing.B, name string, follow bool) *benchOCT {
 	}
 	o := &benchOCT{name: name, tenant: tn.ID, dir: filepath.Join(dir, "tenants")}
 	var intaker Intaker = g
-	if !follow {
+	if mode == benchAtClose {
 		intaker = closeOnly{g}
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if o.key, err = ssh.NewSignerFromKey(priv); err != nil {
-		b.Fatal(err)
-	}
+	o.keyPath, o.key = testenv.SSHClientKey(b, dir, "id_vendor")
 	ring, err := NewKeyRing(map[string][]string{o.tenant: {authorizedLine(o.key)}})
 	if err != nil {
 		b.Fatal(err)
@@ -151,7 +182,7 @@ func startBenchOCT(b *testing.B, name string, follow bool) *benchOCT {
 		b.Fatal(err)
 	}
 	srv, err := New(Config{
-		HostKey: hk, Folders: folders, Tenants: ring, Intaker: intaker,
+		HostKey: hk, Folders: folders, Tenants: ring, Intaker: intaker, BufferedWrites: mode == benchFollowBuffered,
 		// A vendor allowed to send this much: the default 60 files per
 		// minute would throttle the small-file run.
 		Limits: func(string) Limits {
@@ -211,7 +242,25 @@ func benchClients(b *testing.B, addr, user string, key ssh.Signer, host ssh.Publ
 // benchFiles holds the set of one sub-benchmark; renumber gives every file
 // a fresh B2 file number before each round.
 type benchFiles struct {
-	data [][]byte
+	data  [][]byte
+	local string // OpenSSH client: where write puts them ("": nowhere)
+}
+
+// localName is the name of file i in benchFiles.local.
+func localName(i int) string { return fmt.Sprintf("F%05d.b2", i) }
+
+// write puts the files into f.local for the OpenSSH client (synced, so
+// that no write-back of them runs during a timed upload).
+func (f *benchFiles) write() error {
+	if f.local == "" {
+		return nil
+	}
+	for i, d := range f.data {
+		if err := os.WriteFile(filepath.Join(f.local, localName(i)), d, 0o600); err != nil {
+			return err
+		}
+	}
+	return syncFS(f.local)
 }
 
 var benchFileNumber atomic.Int64
@@ -330,24 +379,83 @@ func uploadOne(c *sftp.Client, name string, data []byte) (time.Duration, error) 
 	return time.Since(t0), err
 }
 
+// uploader sends the set of files to dir on one server, names prefixed;
+// closing is the total time of the closes as the client saw them (pkg/sftp
+// client only).
+type uploader func(dir, prefix string) (closing time.Duration, err error)
+
+// benchUploader returns the uploader of s's client for one server.
+func benchUploader(b *testing.B, s benchSet, files *benchFiles, addr, user, keyPath string, key ssh.Signer, host ssh.PublicKey) uploader {
+	if !s.opensshClient {
+		clients := benchClients(b, addr, user, key, host, s.sessions)
+		return func(dir, prefix string) (time.Duration, error) {
+			return uploadAll(clients, dir, prefix, files.data)
+		}
+	}
+	o := testenv.SFTPOptions{Addr: addr, User: user, Identity: keyPath, KnownHosts: testenv.KnownHosts(b, b.TempDir(), addr, host), Dir: files.local}
+	batchDir := b.TempDir()
+	return func(dir, prefix string) (time.Duration, error) {
+		return 0, sftpPutAll(o, batchDir, s.sessions, dir, prefix, len(files.data))
+	}
+}
+
+// sftpPutAll runs one OpenSSH sftp client per session, each putting its
+// share of the local files (benchFiles.write) into dir.
+func sftpPutAll(o testenv.SFTPOptions, batchDir string, sessions int, dir, prefix string, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	errs := make(chan error, sessions)
+	for k := 0; k < sessions; k++ {
+		var lines []string
+		for i := k; i < n; i += sessions {
+			lines = append(lines, fmt.Sprintf("put %s %s", localName(i), path.Join(dir, fmt.Sprintf("%sF%05d.b2", prefix, i))))
+		}
+		batch := filepath.Join(batchDir, fmt.Sprintf("batch%d", k))
+		if err := os.WriteFile(batch, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		cmd, err := testenv.SFTPCommand(ctx, o, batch)
+		if err != nil {
+			return err
+		}
+		go func() {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("sftp -b: %v: %s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for k := 0; k < sessions; k++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet) {
 	b.StopTimer()
 	files := newBenchFiles(b, s)
+	if s.opensshClient {
+		files.local = b.TempDir()
+	}
 	type side struct {
 		name       string
 		upload     func(round int) (closing time.Duration, err error)
 		after      func(round int) error // checks and cleaning, not measured
 		time, shut time.Duration         // upload time, closes
-		cpu        time.Duration         // this process, plus sshd and sftp-server for OpenSSH
-		clientCPU  time.Duration         // this process alone (OpenSSH side)
+		cpu        time.Duration         // the client, plus the server's processes for OpenSSH
+		clientCPU  time.Duration         // the client alone (OpenSSH side)
 	}
 	var sides []*side
 	for _, oct := range octs {
-		clients := benchClients(b, oct.addr, "vendor", oct.key, oct.hostKey, s.sessions)
+		up := benchUploader(b, s, files, oct.addr, "vendor", oct.keyPath, oct.key, oct.hostKey)
 		outbox := filepath.Join(oct.dir, oct.tenant, mailbox.Outbox)
 		sides = append(sides, &side{name: oct.name,
 			upload: func(round int) (time.Duration, error) {
-				return uploadAll(clients, mailbox.Inbox, fmt.Sprintf("R%03d", round), files.data)
+				return up("/"+mailbox.Inbox, fmt.Sprintf("R%03d", round))
 			},
 			after: func(int) error {
 				checkTakenIn(b, oct, s.files)
@@ -357,7 +465,7 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 			},
 		})
 	}
-	sshC := benchClients(b, sshd.Addr, sshd.User, sshd.Client, sshd.HostKey, s.sessions)
+	up := benchUploader(b, s, files, sshd.Addr, sshd.User, sshd.KeyPath, sshd.Client, sshd.HostKey)
 	sshDir := b.TempDir()
 	sshRound := func(round int) string { return filepath.Join(sshDir, fmt.Sprintf("r%03d", round)) }
 	// OpenSSH's files are removed after their round, before the kernel has
@@ -371,7 +479,7 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 			if err := os.Mkdir(syncedRound(round), 0o700); err != nil {
 				return 0, err
 			}
-			cl, err := uploadAll(sshC, syncedRound(round), "", files.data)
+			cl, err := up(syncedRound(round), "")
 			if err == nil {
 				err = syncFS(syncedRound(round))
 			}
@@ -384,7 +492,7 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 			if err := os.Mkdir(sshRound(round), 0o700); err != nil {
 				return 0, err
 			}
-			return uploadAll(sshC, sshRound(round), "", files.data)
+			return up(sshRound(round), "")
 		},
 		after: func(round int) error { return os.RemoveAll(sshRound(round)) },
 	})
@@ -394,6 +502,9 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 		for k := range sides {
 			sd := sides[(i+k)%len(sides)]
 			files.renumber()
+			if err := files.write(); err != nil {
+				b.Fatal(err)
+			}
 			c0, o0 := cpuNow()
 			t0 := time.Now()
 			b.StartTimer()
@@ -408,11 +519,10 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 			if err != nil {
 				b.Fatalf("%s upload: %v", sd.name, err)
 			}
+			sd.cpu += c1 - c0
 			if strings.HasPrefix(sd.name, "openssh") {
 				sd.clientCPU += c1 - c0
-				sd.cpu += c1 - c0 + o1 - o0
-			} else {
-				sd.cpu += c1 - c0
+				sd.cpu += o1 - o0
 			}
 		}
 	}
@@ -425,9 +535,11 @@ func benchUpload(b *testing.B, octs []*benchOCT, sshd *testenv.SSHD, s benchSet)
 	for _, sd := range sides {
 		b.ReportMetric(mb/sd.time.Seconds(), sd.name+"_MB/s")
 		b.ReportMetric(count/sd.time.Seconds(), sd.name+"_files/s")
-		// Mean time of a file's close as the client sees it: on OCT, the
-		// durable take-in.
-		b.ReportMetric(float64(sd.shut.Microseconds())/1000/count, sd.name+"_close_ms")
+		if !s.opensshClient {
+			// Mean time of a file's close as the client sees it: on
+			// OCT, the durable take-in.
+			b.ReportMetric(float64(sd.shut.Microseconds())/1000/count, sd.name+"_close_ms")
+		}
 		// CPU per MB uploaded, client included on both sides (the same
 		// client): on a machine whose cores are busy this, not latency,
 		// sets the rates.
@@ -457,12 +569,16 @@ func syncFS(dir string) error {
 }
 
 // cpuNow returns the CPU time (user + system) used so far by this process
-// and by the running sshd and sftp-server processes (read from /proc: the
-// OpenSSH side of the benchmark; the machine runs no other sshd).
+// and its waited-for children (the OpenSSH sftp clients), and by the sshd
+// and sftp-server processes with their waited-for children (read from
+// /proc: the OpenSSH side of the benchmark; the machine runs no other
+// sshd; a connection's processes end with it).
 func cpuNow() (self, openssh time.Duration) {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		if syscall.Getrusage(who, &ru) == nil {
+			self += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
 	}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -473,7 +589,8 @@ func cpuNow() (self, openssh time.Duration) {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ... utime(14) stime(15), in clock ticks.
+		// pid (comm) state ppid ... utime(14) stime(15) cutime(16)
+		// cstime(17), in clock ticks.
 		open, close := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
 		if open < 0 || close < open {
 			continue
@@ -484,13 +601,14 @@ func cpuNow() (self, openssh time.Duration) {
 			continue
 		}
 		f := strings.Fields(string(data[close+1:]))
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		var ut, st int64
-		fmt.Sscan(f[11], &ut)
-		fmt.Sscan(f[12], &st)
-		openssh += time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+		for _, v := range f[11:15] {
+			var ticks int64
+			fmt.Sscan(v, &ticks)
+			openssh += time.Duration(ticks) * (time.Second / 100) // USER_HZ
+		}
 	}
 	return self, openssh
 }
