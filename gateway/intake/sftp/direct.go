@@ -3,6 +3,7 @@ package sftp
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"unsafe"
@@ -16,44 +17,69 @@ import (
 // (and having the kernel write it back before the take-in's sync), they
 // are staged in an aligned 1 MiB block that is written with O_DIRECT when
 // full: one copy fewer, no write-back work, and no page cache filled with
-// files that are already in the blob store. The tail of the file (under a
-// block) goes through the page cache at close. Durability still comes
-// from the take-in's sync, which also flushes the device cache.
+// files that are already in the blob store. Two blocks per upload: one
+// fills while the other is written by a goroutine of its own, so that an
+// SFTP write never waits for the disk unless the disk is the slower. The
+// tail of the file (under a block) goes through the page cache at close.
+// Durability still comes from the take-in's sync, which also flushes the
+// device cache.
 //
 // Where the filesystem refuses O_DIRECT (tmpfs, some network and overlay
 // filesystems: EINVAL at open or at the first write), the upload goes on
-// through the page cache, as with Config.BufferedWrites.
+// through the page cache, as with Config.BufferedWrites, and so do the
+// next ones.
 
 const (
 	directChunk = 1 << 20 // bytes per O_DIRECT write
 	directAlign = 4096    // buffer address, offset and length alignment
 )
 
-// directStage is the staging block of one upload.
+// errNoDirect: the filesystem refused the first direct write; its block
+// was written through the page cache instead.
+var errNoDirect = errors.New("sftp: O_DIRECT refused")
+
+// directStage holds the two blocks of one upload.
 type directStage struct {
-	mem []byte   // directChunk+directAlign bytes; buf is its aligned part
-	buf []byte   // directChunk bytes, aligned
-	n   int      // bytes staged in buf
-	off int64    // file offset of buf[0], a multiple of directChunk
-	f   *os.File // the upload reopened with O_DIRECT, at the first full block
+	bufs [2][]byte  // directChunk bytes each, aligned
+	cur  int        // the block being filled: bufs[cur]
+	n    int        // bytes in it
+	off  int64      // its file offset, a multiple of directChunk
+	f    directFile // the upload reopened with O_DIRECT, at the first full block
+
+	// The other block, bufs[1-cur], may be in flight: written at
+	// flightOff by a goroutine that sends its result on res (settle).
+	inflight  bool
+	flightOff int64
+	res       chan error
 }
 
 func newDirectStage() *directStage {
-	mem := make([]byte, directChunk+directAlign)
-	skip := 0
-	if r := int(uintptr(unsafe.Pointer(&mem[0])) % directAlign); r != 0 {
-		skip = directAlign - r
+	d := &directStage{res: make(chan error, 1)}
+	for i := range d.bufs {
+		mem := make([]byte, directChunk+directAlign)
+		skip := 0
+		if r := int(uintptr(unsafe.Pointer(&mem[0])) % directAlign); r != 0 {
+			skip = directAlign - r
+		}
+		d.bufs[i] = mem[skip : skip+directChunk : skip+directChunk]
 	}
-	return &directStage{mem: mem, buf: mem[skip : skip+directChunk : skip+directChunk]}
+	return d
+}
+
+// directFile is what direct blocks are written to: an *os.File opened
+// with O_DIRECT (tests give others).
+type directFile interface {
+	io.WriterAt
+	io.Closer
 }
 
 // reopenDirect opens f again for direct writes, through /proc/self/fd: the
 // same inode, whatever happened to its name (Server.openDirect).
-func reopenDirect(f *os.File) (*os.File, error) {
+func reopenDirect(f *os.File) (directFile, error) {
 	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_WRONLY|unix.O_DIRECT, 0)
 }
 
-// getStage takes a staging block from the server's pool.
+// getStage takes a staging pair from the server's pool.
 func (s *Server) getStage() *directStage {
 	if d, ok := s.stages.Get().(*directStage); ok {
 		return d
@@ -61,20 +87,21 @@ func (s *Server) getStage() *directStage {
 	return newDirectStage()
 }
 
+// putStage returns d, settled (nothing in flight), to the pool.
 func (s *Server) putStage(d *directStage) {
-	d.n, d.off, d.f = 0, 0, nil
+	d.cur, d.n, d.off, d.f = 0, 0, 0, nil
 	s.stages.Put(d)
 }
 
-// stage appends in-order bytes to the block, writing it out when full.
-// The caller holds u.mu.
+// stage appends in-order bytes to the current block, sending it to disk
+// when full. The caller holds u.mu.
 func (u *upload) stage(b []byte) {
 	for len(b) > 0 && u.ds != nil {
 		d := u.ds
-		k := copy(d.buf[d.n:], b)
+		k := copy(d.bufs[d.cur][d.n:], b)
 		d.n += k
 		b = b[k:]
-		if d.n < len(d.buf) {
+		if d.n < directChunk {
 			return
 		}
 		err := u.writeBlock()
@@ -82,15 +109,12 @@ func (u *upload) stage(b []byte) {
 			continue
 		}
 		rest := d.off + int64(d.n) // file offset of b
-		u.undirect()               // the block goes through the page cache
-		if !errors.Is(err, unix.EINVAL) {
+		u.undirect()               // the full block goes through the page cache
+		if !errors.Is(err, errNoDirect) && !errors.Is(err, unix.EINVAL) {
 			u.failWrite(err)
 			return
 		}
-		// The filesystem does not take direct writes: the page cache for
-		// the rest too, and for the next uploads.
-		u.s.noDirect.Store(true)
-		u.s.log.Info("sftp: the inbox filesystem refuses O_DIRECT, uploads go through the page cache", "err", err)
+		u.refuseDirect(err)
 		if len(b) > 0 {
 			if _, err := u.f.WriteAt(b, rest); err != nil {
 				u.failWrite(err)
@@ -100,10 +124,12 @@ func (u *upload) stage(b []byte) {
 	}
 }
 
-// writeBlock writes the full block with O_DIRECT, opening the upload's
-// file again for it the first time (through /proc/self/fd: the same inode,
-// whatever happened to the name).
+// writeBlock starts writing the full current block, once the one before it
+// is written, and makes the other block current.
 func (u *upload) writeBlock() error {
+	if err := u.settle(); err != nil {
+		return err
+	}
 	d := u.ds
 	if d.f == nil {
 		f, err := u.s.openDirect(u.f)
@@ -112,27 +138,66 @@ func (u *upload) writeBlock() error {
 		}
 		d.f = f
 	}
-	if _, err := d.f.WriteAt(d.buf, d.off); err != nil {
-		return err
-	}
-	u.s.directBlocks.Add(1)
-	d.off += int64(d.n)
+	f, b, off := d.f, d.bufs[d.cur], d.off
+	d.inflight, d.flightOff = true, off
+	go func() {
+		_, err := f.WriteAt(b, off)
+		d.res <- err
+	}()
+	d.cur = 1 - d.cur
+	d.off += directChunk
 	d.n = 0
 	return nil
 }
 
-// undirect ends the direct writes of the upload: what is staged, and what
-// is held for the follower out of order (not written yet in this mode),
-// goes to the file through the page cache. The caller holds u.mu.
+// settle waits for the block in flight, if any. The first block of the
+// file refused with EINVAL is written through the page cache instead
+// (errNoDirect); any other error is returned as is.
+func (u *upload) settle() error {
+	d := u.ds
+	if !d.inflight {
+		return nil
+	}
+	d.inflight = false
+	err := <-d.res
+	switch {
+	case err == nil:
+		u.s.directBlocks.Add(1)
+		return nil
+	case errors.Is(err, unix.EINVAL) && d.flightOff == 0:
+		if _, werr := u.f.WriteAt(d.bufs[1-d.cur], 0); werr != nil {
+			return werr
+		}
+		return fmt.Errorf("%w: %v", errNoDirect, err)
+	}
+	return err
+}
+
+// refuseDirect records that the inbox filesystem does not take direct
+// writes: no upload tries again.
+func (u *upload) refuseDirect(err error) {
+	if !u.s.noDirect.Swap(true) {
+		u.s.log.Info("sftp: the inbox filesystem refuses O_DIRECT, uploads go through the page cache", "err", err)
+	}
+}
+
+// undirect ends the direct writes of the upload: once the block in flight
+// is written, what is staged, and what is held for the follower out of
+// order (not written yet in this mode), goes to the file through the page
+// cache. The caller holds u.mu.
 func (u *upload) undirect() {
 	d := u.ds
 	if d == nil {
 		return
 	}
+	err := u.settle()
+	if errors.Is(err, errNoDirect) {
+		u.refuseDirect(err)
+		err = nil
+	}
 	u.ds = nil
-	var err error
-	if d.n > 0 {
-		_, err = u.f.WriteAt(d.buf[:d.n], d.off)
+	if err == nil && d.n > 0 {
+		_, err = u.f.WriteAt(d.bufs[d.cur][:d.n], d.off)
 	}
 	for off, b := range u.pending {
 		if err == nil {

@@ -187,40 +187,22 @@ func testUploadFollowed(t *testing.T, buffered bool) {
 // the upload, which is not taken in.
 func TestDirectWritesRefused(t *testing.T) {
 	data := b2OfSize(t, 3<<20)
-	t.Run("einval", func(t *testing.T) {
-		rec := newGatewayIntaker(t)
-		e := startEnv(t, func(c *Config) { c.Intaker = rec })
-		tries := 0
-		e.srv.openDirect = func(*os.File) (*os.File, error) {
-			tries++
-			return nil, &os.PathError{Op: "open", Path: "/proc/self/fd/N", Err: syscall.EINVAL}
-		}
-		c := e.client("acme")
-		for i, name := range []string{"A.b2", "B.b2"} {
-			d := append([]byte(nil), data...)
-			copy(d[49:55], fmt.Sprintf("%06d", i+1))
-			copy(d[len(d)-128+49:len(d)-128+55], fmt.Sprintf("%06d", i+1))
-			if err := put(t, c, mailbox.Inbox+"/"+name, d); err != nil {
-				t.Fatal(err)
-			}
-			if !rec.last(t) {
-				t.Fatalf("%s not followed", name)
-			}
-			ack := outboxAck(t, e, "acme", name)
-			sum := sha256.Sum256(d)
-			if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) {
-				t.Fatalf("%s: acknowledgement %+v", name, ack)
-			}
-		}
-		if tries != 1 || !e.srv.noDirect.Load() || e.srv.directBlocks.Load() != 0 {
-			t.Fatalf("direct opens tried %d times (want 1), noDirect %v, %d blocks", tries, e.srv.noDirect.Load(), e.srv.directBlocks.Load())
-		}
-	})
+	einval := &os.PathError{Op: "open", Path: "/proc/self/fd/N", Err: syscall.EINVAL}
+	for _, at := range []string{"open", "write"} {
+		t.Run("einval-at-"+at, func(t *testing.T) {
+			testDirectRefused(t, data, func(*os.File) (directFile, error) {
+				if at == "open" {
+					return nil, einval
+				}
+				return refusingFile{einval}, nil
+			})
+		})
+	}
 	t.Run("write-error", func(t *testing.T) {
 		rec := newGatewayIntaker(t)
 		e := startEnv(t, func(c *Config) { c.Intaker = rec })
 		// A descriptor that cannot write: the first block fails (EBADF).
-		e.srv.openDirect = func(f *os.File) (*os.File, error) { return os.Open(f.Name()) }
+		e.srv.openDirect = func(f *os.File) (directFile, error) { return os.Open(f.Name()) }
 		c := e.client("acme")
 		if err := put(t, c, mailbox.Inbox+"/C.b2", data); err == nil {
 			t.Fatal("upload succeeded though its writes failed")
@@ -239,6 +221,45 @@ func TestDirectWritesRefused(t *testing.T) {
 			t.Fatal("a write error is not a refusal of O_DIRECT")
 		}
 	})
+}
+
+// refusingFile refuses every write with err.
+type refusingFile struct{ err error }
+
+func (f refusingFile) WriteAt([]byte, int64) (int, error) { return 0, f.err }
+func (refusingFile) Close() error                         { return nil }
+
+// testDirectRefused uploads two files with open as Server.openDirect, which
+// refuses O_DIRECT: both are followed and taken in whole, and only the
+// first upload tries direct writes.
+func testDirectRefused(t *testing.T, data []byte, open func(*os.File) (directFile, error)) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) { c.Intaker = rec })
+	tries := 0
+	e.srv.openDirect = func(f *os.File) (directFile, error) {
+		tries++
+		return open(f)
+	}
+	c := e.client("acme")
+	for i, name := range []string{"A.b2", "B.b2"} {
+		d := append([]byte(nil), data...)
+		copy(d[49:55], fmt.Sprintf("%06d", i+1))
+		copy(d[len(d)-128+49:len(d)-128+55], fmt.Sprintf("%06d", i+1))
+		if err := put(t, c, mailbox.Inbox+"/"+name, d); err != nil {
+			t.Fatal(err)
+		}
+		if !rec.last(t) {
+			t.Fatalf("%s not followed", name)
+		}
+		ack := outboxAck(t, e, "acme", name)
+		sum := sha256.Sum256(d)
+		if ack.Status != gateway.StatusAccepted || ack.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: acknowledgement %+v", name, ack)
+		}
+	}
+	if tries != 1 || !e.srv.noDirect.Load() || e.srv.directBlocks.Load() != 0 {
+		t.Fatalf("direct opens tried %d times (want 1), noDirect %v, %d blocks", tries, e.srv.noDirect.Load(), e.srv.directBlocks.Load())
+	}
 }
 
 // writeChunks uploads data with one WriteAt per chunk, in the given order.

@@ -74,8 +74,8 @@ type Config struct {
 	LoginDelay       time.Duration // wait before the handshake after one failed login [500ms]; doubles per failure
 	MaxLoginDelay    time.Duration // bound of that wait [15s]
 	// MaxFollowed bounds the uploads followed by the gateway at once, all
-	// tenants [32]: each holds a 1 MiB ring and up to maxPending bytes
-	// written out of order. Uploads beyond it are taken in at close, by
+	// tenants [32]: each holds a 1 MiB ring, up to maxPending bytes
+	// written out of order and two 1 MiB blocks of direct writes. Uploads beyond it are taken in at close, by
 	// reading the file (slower, no more memory).
 	MaxFollowed int
 	// BufferedWrites writes followed uploads through the page cache, as
@@ -117,7 +117,7 @@ type Server struct {
 	noDirect atomic.Bool
 	// openDirect reopens an upload for direct writes (reopenDirect; tests
 	// make it fail); directBlocks counts the blocks written so.
-	openDirect   func(*os.File) (*os.File, error)
+	openDirect   func(*os.File) (directFile, error)
 	directBlocks atomic.Int64
 }
 
