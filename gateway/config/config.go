@@ -156,7 +156,7 @@ type SFTP struct {
 	MaxUploads     int    `yaml:"max_uploads"`
 	DiskQuota      Size   `yaml:"disk_quota"`
 	MaxFollowed    int    `yaml:"max_followed"`
-	BufferedWrites bool   `yaml:"buffered_writes"`
+	DirectWrites   bool   `yaml:"direct_writes"`
 }
 
 // SMTP is the IRIS/B2 mail intake (STARTTLS required before AUTH).

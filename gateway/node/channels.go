@@ -94,7 +94,7 @@ func (n *Node) openChannels() error {
 		srv, err := sftp.New(sftp.Config{
 			HostKey: hk, Folders: folders, Tenants: &storeKeys{st: n.Store, refresh: 5 * time.Second},
 			Intaker: n.Gateway, Logger: n.Logger, Limits: func(string) sftp.Limits { return lim },
-			MaxFollowed: cfg.SFTP.MaxFollowed, BufferedWrites: cfg.SFTP.BufferedWrites,
+			MaxFollowed: cfg.SFTP.MaxFollowed, DirectWrites: cfg.SFTP.DirectWrites,
 		})
 		if err != nil {
 			return fmt.Errorf("sftp: %w", err)

@@ -88,19 +88,19 @@ func newGatewayIntaker(t *testing.T) *followRecorder {
 // for the bytes (written twice, a gap wider than maxPending), the take-in
 // reads the file, with the same acknowledgement. Both with direct writes
 // (the default: whole 1 MiB blocks with O_DIRECT, the rest through the
-// page cache) and with Config.BufferedWrites.
+// page cache) and without (the default: Config.DirectWrites false).
 func TestUploadFollowedByTheGateway(t *testing.T) {
-	for _, buffered := range []bool{false, true} {
-		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) { testUploadFollowed(t, buffered) })
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) { testUploadFollowed(t, direct) })
 	}
 }
 
-func testUploadFollowed(t *testing.T, buffered bool) {
+func testUploadFollowed(t *testing.T, direct bool) {
 	rec := newGatewayIntaker(t)
 	e := startEnv(t, func(c *Config) {
 		c.Intaker = rec
 		c.Limits = func(string) Limits { return Limits{MaxFileSize: 64 << 20, DiskQuota: 1 << 30} }
-		c.BufferedWrites = buffered
+		c.DirectWrites = direct
 	})
 	c := e.client("acme")
 	data := b2OfSize(t, 6<<20)
@@ -173,10 +173,10 @@ func testUploadFollowed(t *testing.T, buffered bool) {
 		})
 	}
 	// Every case wrote whole blocks directly before anything stopped the
-	// following, unless buffered (or on a filesystem refusing O_DIRECT).
-	if n := e.srv.directBlocks.Load(); buffered && n != 0 {
-		t.Fatalf("%d blocks written directly with BufferedWrites", n)
-	} else if !buffered && n == 0 && !e.srv.noDirect.Load() {
+	// following, with direct writes (unless the filesystem refuses O_DIRECT).
+	if n := e.srv.directBlocks.Load(); !direct && n != 0 {
+		t.Fatalf("%d blocks written directly without DirectWrites", n)
+	} else if direct && n == 0 && !e.srv.noDirect.Load() {
 		t.Fatal("no block written directly")
 	}
 }
@@ -200,7 +200,7 @@ func TestDirectWritesRefused(t *testing.T) {
 	}
 	t.Run("write-error", func(t *testing.T) {
 		rec := newGatewayIntaker(t)
-		e := startEnv(t, func(c *Config) { c.Intaker = rec })
+		e := startEnv(t, func(c *Config) { c.Intaker, c.DirectWrites = rec, true })
 		// A descriptor that cannot write: the first block fails (EBADF).
 		e.srv.openDirect = func(f *os.File) (directFile, error) { return os.Open(f.Name()) }
 		c := e.client("acme")
@@ -234,7 +234,7 @@ func (refusingFile) Close() error                         { return nil }
 // first upload tries direct writes.
 func testDirectRefused(t *testing.T, data []byte, open func(*os.File) (directFile, error)) {
 	rec := newGatewayIntaker(t)
-	e := startEnv(t, func(c *Config) { c.Intaker = rec })
+	e := startEnv(t, func(c *Config) { c.Intaker, c.DirectWrites = rec, true })
 	tries := 0
 	e.srv.openDirect = func(f *os.File) (directFile, error) {
 		tries++

@@ -78,11 +78,10 @@ type Config struct {
 	// written out of order and two 1 MiB blocks of direct writes. Uploads beyond it are taken in at close, by
 	// reading the file (slower, no more memory).
 	MaxFollowed int
-	// BufferedWrites writes followed uploads through the page cache, as
-	// the others, instead of 1 MiB O_DIRECT blocks (direct.go). Direct
-	// writes fall back to it by themselves where the filesystem refuses
-	// O_DIRECT.
-	BufferedWrites bool
+	// DirectWrites writes followed uploads to disk in 1 MiB O_DIRECT
+	// blocks (direct.go) instead of through the page cache; where the
+	// filesystem refuses O_DIRECT they go through the page cache anyway.
+	DirectWrites bool
 }
 
 // Server is the SFTP intake server.

@@ -127,7 +127,7 @@ func (s *Server) openUpload(h *handlers, name string, flags sftp.FileOpenFlags) 
 		// A temporary name is followed too, and parked at close until its
 		// rename; flows are told by the final name.
 		u.fl = fi.Follow(gateway.Source{Channel: "sftp", Name: finalName(name), Remote: h.remote})
-		if !s.cfg.BufferedWrites && !s.noDirect.Load() {
+		if s.cfg.DirectWrites && !s.noDirect.Load() {
 			u.ds = s.getStage()
 			s.mu.Lock()
 			s.writing[t][name] = u // stat asks it the size (liveInfo)
