@@ -181,6 +181,51 @@ func testUploadFollowed(t *testing.T, direct bool) {
 	}
 }
 
+// TestOverlappingWritesKeepTheirOrder: a write over bytes held out of
+// order wins over them, as it does on disk when every write goes through
+// the page cache; with direct writes too (the held bytes are not in the
+// file yet). The following stops: the take-in reads the file.
+func TestOverlappingWritesKeepTheirOrder(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			rec := newGatewayIntaker(t)
+			e := startEnv(t, func(c *Config) { c.Intaker, c.DirectWrites = rec, direct })
+			c := e.client("acme")
+			data := b2OfSize(t, 3<<20)
+			const k = 32 << 10
+			f, err := c.OpenFile(mailbox.Inbox+"/OVER.b2", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale := bytes.Repeat([]byte("X"), k)
+			for _, w := range []struct {
+				at  int
+				buf []byte
+			}{
+				{0, data[:2*k]},
+				{5 * k / 2, stale},       // held: the gap before it is open
+				{2 * k, data[2*k : 4*k]}, // in order, over the held bytes: wins
+				{4 * k, data[4*k:]},
+			} {
+				if _, err := f.WriteAt(w.buf, int64(w.at)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if rec.last(t) {
+				t.Fatal("taken in as followed, over bytes written twice")
+			}
+			ack := outboxAck(t, e, "acme", "OVER.b2")
+			sum := sha256.Sum256(data)
+			if ack.SHA256 != hex.EncodeToString(sum[:]) || ack.Status != gateway.StatusAccepted {
+				t.Fatalf("acknowledgement %+v: the file is not what the client wrote last", ack)
+			}
+		})
+	}
+}
+
 // TestDirectWritesRefused: where the filesystem refuses O_DIRECT (EINVAL),
 // the upload goes on through the page cache, still followed, and the
 // next uploads do not try again; another failure of a direct write fails

@@ -240,9 +240,15 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 
 // follow gives the follower the bytes written at off, in order: at once
 // when they continue what it has, else held until the gap is filled. Bytes
-// written twice, or too much held, stop the following: false.
+// written twice (over what it has or what is held), or too much held, stop
+// the following: false. Held chunks never overlap one another nor what
+// the follower has, so that written in any order (undirect) they make the
+// file the client wrote.
 func (u *upload) follow(p []byte, off int64) bool {
 	switch {
+	case u.overlapsHeld(off, len(p)):
+		u.unfollow()
+		return false
 	case off == u.next:
 		u.inOrder(p)
 		for u.fl != nil {
@@ -256,7 +262,7 @@ func (u *upload) follow(p []byte, off int64) bool {
 			u.spare = append(u.spare, b[:0])
 		}
 		return true
-	case off > u.next && u.held+len(p) <= maxPending && u.pending[off] == nil:
+	case off > u.next && u.held+len(p) <= maxPending:
 		var b []byte
 		if k := len(u.spare); k > 0 && cap(u.spare[k-1]) >= len(p) {
 			b, u.spare = u.spare[k-1], u.spare[:k-1]
@@ -272,6 +278,16 @@ func (u *upload) follow(p []byte, off int64) bool {
 		u.unfollow()
 		return false
 	}
+}
+
+// overlapsHeld reports whether [off, off+n) overlaps a held chunk.
+func (u *upload) overlapsHeld(off int64, n int) bool {
+	for at, b := range u.pending {
+		if at < off+int64(n) && off < at+int64(len(b)) {
+			return true
+		}
+	}
+	return false
 }
 
 // inOrder hands the next bytes of the file to the follower (and, with
