@@ -75,8 +75,9 @@ type Config struct {
 	MaxLoginDelay    time.Duration // bound of that wait [15s]
 	// MaxFollowed bounds the uploads followed by the gateway at once, all
 	// tenants [32]: each holds a 1 MiB ring, up to maxPending bytes
-	// written out of order and two 1 MiB blocks of direct writes. Uploads beyond it are taken in at close, by
-	// reading the file (slower, no more memory).
+	// written out of order and, with DirectWrites, two 1 MiB blocks.
+	// Uploads beyond it are taken in at close, by reading the file
+	// (slower, no more memory).
 	MaxFollowed int
 	// DirectWrites writes followed uploads to disk in 1 MiB O_DIRECT
 	// blocks (direct.go) instead of through the page cache; where the
