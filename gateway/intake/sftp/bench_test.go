@@ -274,14 +274,21 @@ func newBenchFiles(b *testing.B, s benchSet) *benchFiles {
 	return f
 }
 
-// renumber writes a unique 6-digit file number into the 000 header and the
-// 999 trailer of every file (fixed 128-byte records, no framing).
+// renumber gives every file a unique file number.
 func (f *benchFiles) renumber() {
 	for _, d := range f.data {
-		id := fmt.Sprintf("%06d", benchFileNumber.Add(1)%1_000_000)
-		copy(d[49:55], id)
-		copy(d[len(d)-b2fmt.RecordLength+49:len(d)-b2fmt.RecordLength+55], id)
+		setFileNumber(d, int(benchFileNumber.Add(1)))
 	}
+}
+
+// setFileNumber writes n (mod 10⁶, 6 digits) as the file number of the B2
+// file d, in its 000 header and its 999 trailer (fixed 128-byte records,
+// no framing): the same file under another number is not an idempotent
+// replay.
+func setFileNumber(d []byte, n int) {
+	id := fmt.Sprintf("%06d", n%1_000_000)
+	copy(d[49:55], id)
+	copy(d[len(d)-b2fmt.RecordLength+49:len(d)-b2fmt.RecordLength+55], id)
 }
 
 func (f *benchFiles) bytes() int64 {

@@ -142,8 +142,7 @@ func testUploadFollowed(t *testing.T, direct bool) {
 		t.Run(tc.name, func(t *testing.T) {
 			// A distinct file each time (not an idempotent replay).
 			d := append([]byte(nil), data...)
-			copy(d[49:55], []byte{'0', '0', '0', '0', '0', byte('1' + i)})
-			copy(d[len(d)-128+49:len(d)-128+55], []byte{'0', '0', '0', '0', '0', byte('1' + i)})
+			setFileNumber(d, i+1)
 			name := mailbox.Inbox + "/" + tc.name + ".b2"
 			if tc.name == "in-order" {
 				if err := put(t, c, name, d); err != nil {
@@ -288,8 +287,7 @@ func testDirectRefused(t *testing.T, data []byte, open func(*os.File) (directFil
 	c := e.client("acme")
 	for i, name := range []string{"A.b2", "B.b2"} {
 		d := append([]byte(nil), data...)
-		copy(d[49:55], fmt.Sprintf("%06d", i+1))
-		copy(d[len(d)-128+49:len(d)-128+55], fmt.Sprintf("%06d", i+1))
+		setFileNumber(d, i+1)
 		if err := put(t, c, mailbox.Inbox+"/"+name, d); err != nil {
 			t.Fatal(err)
 		}
@@ -444,8 +442,7 @@ func TestTempNameUploadFollowed(t *testing.T) {
 	base := b2OfSize(t, 200<<10)
 	variant := func(k byte) []byte {
 		d := append([]byte(nil), base...)
-		copy(d[54:55], []byte{k})
-		copy(d[len(d)-128+54:len(d)-128+55], []byte{k})
+		setFileNumber(d, int(k-'0'))
 		return d
 	}
 	slots := func() int {
