@@ -41,8 +41,8 @@ const (
 	directAlign = 4096    // buffer address, offset and length alignment
 )
 
-// errNoDirect: the filesystem refused the first direct write; its block
-// was written through the page cache instead.
+// errNoDirect: the filesystem refused O_DIRECT, at the open or at the
+// first block (which was then written through the page cache).
 var errNoDirect = errors.New("sftp: O_DIRECT refused")
 
 // directStage holds the two blocks of one upload.
@@ -103,7 +103,7 @@ func (s *Server) putStage(d *directStage) {
 // stage appends in-order bytes to the current block, sending it to disk
 // when full. The caller holds u.mu.
 func (u *upload) stage(b []byte) {
-	for len(b) > 0 && u.ds != nil {
+	for len(b) > 0 {
 		d := u.ds
 		k := copy(d.bufs[d.cur][d.n:], b)
 		d.n += k
@@ -117,7 +117,9 @@ func (u *upload) stage(b []byte) {
 		}
 		rest := d.off + int64(d.n) // file offset of b
 		u.undirect()               // the full block goes through the page cache
-		if !errors.Is(err, errNoDirect) && !errors.Is(err, unix.EINVAL) {
+		if !errors.Is(err, errNoDirect) {
+			// Another failure, EINVAL on a later block included: that
+			// block is lost, the upload fails.
 			u.failWrite(err)
 			return
 		}
@@ -140,7 +142,9 @@ func (u *upload) writeBlock() error {
 	d := u.ds
 	if d.f == nil {
 		f, err := u.s.openDirect(u.f)
-		if err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("%w: open: %v", errNoDirect, err)
+		} else if err != nil {
 			return fmt.Errorf("open for direct writes: %w", err)
 		}
 		d.f = f

@@ -242,29 +242,80 @@ func TestDirectWritesRefused(t *testing.T) {
 			})
 		})
 	}
-	t.Run("write-error", func(t *testing.T) {
-		rec := newGatewayIntaker(t)
-		e := startEnv(t, func(c *Config) { c.Intaker, c.DirectWrites = rec, true })
+	for name, open := range map[string]func(*os.File) (directFile, error){
 		// A descriptor that cannot write: the first block fails (EBADF).
-		e.srv.openDirect = func(f *os.File) (directFile, error) { return os.Open(f.Name()) }
-		c := e.client("acme")
-		if err := put(t, c, mailbox.Inbox+"/C.b2", data); err == nil {
-			t.Fatal("upload succeeded though its writes failed")
-		}
-		e.logs.waitLog(t, "sftp upload write failed")
-		rec.mu.Lock()
-		n := len(rec.followed)
-		rec.mu.Unlock()
-		if n != 0 {
-			t.Fatalf("%d files taken in", n)
-		}
-		if names := e.folderNames("acme", mailbox.Inbox); len(names) != 0 {
-			t.Fatalf("inbox holds %v", names)
-		}
-		if e.srv.noDirect.Load() {
-			t.Fatal("a write error is not a refusal of O_DIRECT")
-		}
-	})
+		"write-error": func(f *os.File) (directFile, error) { return os.Open(f.Name()) },
+		// EINVAL after a block went through: not a refusal of O_DIRECT,
+		// the block is lost.
+		"einval-at-a-later-block": func(f *os.File) (directFile, error) {
+			d, err := reopenDirect(f)
+			if err != nil {
+				return nil, err
+			}
+			return laterRefusal{d, einval}, nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := data
+			if name == "einval-at-a-later-block" {
+				needDirectIO(t)
+				// Three blocks filled: the second's refusal is seen while
+				// the third is staged, not at close.
+				d = b2OfSize(t, 4<<20)
+			}
+			testDirectFails(t, d, open)
+		})
+	}
+}
+
+// needDirectIO skips t unless the temporary directories (where the tests'
+// tenant folders are) take O_DIRECT.
+func needDirectIO(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(t.TempDir(), "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o600)
+	if err != nil {
+		t.Skipf("no O_DIRECT in the temporary directory: %v", err)
+	}
+	f.Close()
+}
+
+// laterRefusal writes the first block and refuses the others with err.
+type laterRefusal struct {
+	directFile
+	err error
+}
+
+func (f laterRefusal) WriteAt(p []byte, off int64) (int, error) {
+	if off > 0 {
+		return 0, f.err
+	}
+	return f.directFile.WriteAt(p, off)
+}
+
+// testDirectFails uploads a file with open as Server.openDirect, whose
+// writes fail: the client is told, nothing is taken in or left behind, and
+// O_DIRECT is not taken as refused.
+func testDirectFails(t *testing.T, data []byte, open func(*os.File) (directFile, error)) {
+	rec := newGatewayIntaker(t)
+	e := startEnv(t, func(c *Config) { c.Intaker, c.DirectWrites = rec, true })
+	e.srv.openDirect = open
+	c := e.client("acme")
+	if err := put(t, c, mailbox.Inbox+"/C.b2", data); err == nil {
+		t.Fatal("upload succeeded though its writes failed")
+	}
+	e.logs.waitLog(t, "sftp upload write failed")
+	rec.mu.Lock()
+	n := len(rec.followed)
+	rec.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d files taken in", n)
+	}
+	if names := e.folderNames("acme", mailbox.Inbox); len(names) != 0 {
+		t.Fatalf("inbox holds %v", names)
+	}
+	if e.srv.noDirect.Load() {
+		t.Fatal("a write error is not a refusal of O_DIRECT")
+	}
 }
 
 // refusingFile refuses every write with err.
