@@ -192,27 +192,13 @@ func startBenchOCT(b *testing.B, name string, mode benchMode) *benchOCT {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	o.addr = l.Addr().String()
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	// Labelled for -cpuprofile: every goroutine of this server carries
 	// side=<name> (go tool pprof -tagfocus side=oct).
-	go pprof.Do(sctx, pprof.Labels("side", name), func(ctx context.Context) { done <- srv.Serve(ctx, l) })
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				b.Errorf("Serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			b.Error("Serve did not return after shutdown")
-		}
-	})
+	serve := func(ctx context.Context, l net.Listener) (err error) {
+		pprof.Do(ctx, pprof.Labels("side", name), func(ctx context.Context) { err = srv.Serve(ctx, l) })
+		return err
+	}
+	o.addr, _ = testenv.ServeLoopback(b, serve, srv.running.Load)
 	return o
 }
 
